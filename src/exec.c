@@ -1,0 +1,65 @@
+/* exec.c: executing one request: the system call and its result.
+ *
+ * Owns nothing shared and takes no lock: a request being executed belongs
+ * to the thread executing it.  Workers block every signal, so EINTR comes
+ * only from a stopped-and-continued process and is retried.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static ssize_t rw(struct ap_req *r, bool seekable)
+{
+	struct iovec one = { r->buf, r->nbytes };
+	const struct iovec *iov = r->buf;
+	int cnt = (int)r->nbytes;
+	off_t off = seekable ? r->offset : -1;  /* -1: the file position */
+	bool out = r->op == AP_OP_WRITE || r->op == AP_OP_WRITEV;
+
+	if (r->op == AP_OP_READ || r->op == AP_OP_WRITE) {
+		if (!r->rw_flags && seekable)
+			return out ? pwrite(r->fd, r->buf, r->nbytes, r->offset)
+			             : pread(r->fd, r->buf, r->nbytes, r->offset);
+		if (!r->rw_flags)
+			return out ? write(r->fd, r->buf, r->nbytes)
+			             : read(r->fd, r->buf, r->nbytes);
+		iov = &one;
+		cnt = 1;
+	} else if (r->nbytes > INT32_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	return out ? pwritev2(r->fd, iov, cnt, off, r->rw_flags)
+	             : preadv2(r->fd, iov, cnt, off, r->rw_flags);
+}
+
+void ap_exec(struct ap_req *r, bool seekable)
+{
+	ssize_t n;
+
+	do {
+		switch (r->op) {
+		case AP_OP_READ:
+		case AP_OP_WRITE:
+		case AP_OP_READV:
+		case AP_OP_WRITEV:
+			n = rw(r, seekable);
+			break;
+		case AP_OP_FSYNC:
+			n = fsync(r->fd);
+			break;
+		case AP_OP_FDSYNC:
+			n = fdatasync(r->fd);
+			break;
+		default:
+			n = -1;
+			errno = EINVAL;
+			break;
+		}
+	} while (n < 0 && errno == EINTR);
+	r->res = n;
+	r->err = n < 0 ? errno : 0;
+}

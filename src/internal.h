@@ -1,0 +1,226 @@
+/* internal.h: what the parts of aiopool share.  Every name here starts with
+ * ap_ and is hidden from the dynamic symbol table.
+ *
+ * The parts:
+ *   queue.c   per-fd request queues and the run queue: the ordering rules
+ *   pool.c    the worker threads, the knobs, stats, fork handling
+ *   exec.c    executing one request (the system calls)
+ *   notify.c  sigevent delivery and the SIGEV_THREAD notifier threads
+ *   wait.c    futex-based waiting used by aio_suspend, lio_listio, io_getevents
+ *   posix.c   the POSIX <aio.h> front end
+ *   libaio.c  the libaio front end
+ *
+ * Locks, in the order they are taken (never the other way round):
+ *   a front end's own locks (libaio context registry, a context's lock)
+ *     -> ap_engine.lock (queue.c / pool.c)
+ *       -> nothing: no system call, notification or user code runs under it,
+ *          except the libaio front end's ring push (ops->finish), which takes
+ *          the context's ring lock, the innermost lock of all.
+ *   notify.c's notifier lock is a leaf, never held with any other.
+ */
+#ifndef AP_INTERNAL_H
+#define AP_INTERNAL_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#define AP_HIDDEN __attribute__((visibility("hidden")))
+
+/* Operations the engine executes. */
+enum ap_op {
+	AP_OP_READ,    /* pread(fd, buf, nbytes, offset); read() if not seekable */
+	AP_OP_WRITE,   /* pwrite; write() if not seekable or O_APPEND */
+	AP_OP_READV,   /* preadv2(fd, iov=buf, iovcnt=nbytes, offset, rw_flags) */
+	AP_OP_WRITEV,  /* pwritev2 */
+	AP_OP_FSYNC,   /* fsync: a barrier on its fd */
+	AP_OP_FDSYNC,  /* fdatasync: a barrier on its fd */
+	AP_OP_POLL,    /* one-shot poll(fd, poll_events): serial, never a worker */
+};
+
+/* Request states, owned by the engine (under ap_engine.lock). */
+enum ap_state {
+	AP_ST_NEW,      /* filled in by a front end, not yet submitted */
+	AP_ST_BLOCKED,  /* queued behind an ordering rule */
+	AP_ST_READY,    /* may start; waits for a worker */
+	AP_ST_RUNNING,  /* a worker executes it */
+	AP_ST_POLLING,  /* a POLL waiting in the poller */
+	AP_ST_DONE,     /* result published (ops->finish ran) */
+};
+
+struct ap_req;
+struct ap_fdq;
+
+/* What a front end does with a finished request. */
+struct ap_ops {
+	/* Under ap_engine.lock: make the result visible (aiocb fields, ring
+	 * event).  Cheap: no system call, no user code. */
+	void (*finish)(struct ap_req *r);
+	/* Without any engine lock, once per request, after finish: wake
+	 * waiters, deliver notifications, release the request. */
+	void (*notify)(struct ap_req *r);
+	/* In a fork() child, for each request the parent had in flight: the
+	 * child has no worker for it.  Without locks; must not free r. */
+	void (*orphan)(struct ap_req *r);
+	/* Which front end owns a request (for matching in ap_cancel). */
+	int kind;
+};
+
+enum { AP_KIND_POSIX = 1, AP_KIND_LIBAIO = 2 };
+
+/* A notification to deliver: caller-provided storage, so that delivery
+ * never fails for lack of memory.  It must live until done(arg) runs. */
+struct ap_notify_node {
+	struct ap_notify_node *next;
+	struct sigevent sev;
+	void (*done)(void *arg);
+	void *arg;
+};
+
+struct ap_lio;  /* posix.c: one lio_listio call */
+struct ap_ctx;  /* libaio.c: one io_context_t */
+
+struct ap_req {
+	/* Engine links, under ap_engine.lock. */
+	struct ap_req *next, *prev;   /* in its fdq's blocked/ready/running list */
+	struct ap_fdq *q;
+	uint64_t seq;                 /* submission order */
+	int prio;                     /* higher runs first */
+	unsigned char state;          /* enum ap_state */
+	bool fast;                    /* completed inline (fast path) */
+
+	/* The operation, set by the front end before ap_submit, then read-only. */
+	unsigned char op;             /* enum ap_op */
+	int fd;
+	int rw_flags;                 /* RWF_* for preadv2/pwritev2 */
+	short poll_events;
+	void *buf;                    /* buffer, or struct iovec * for *V */
+	size_t nbytes;                /* bytes, or iovec count for *V */
+	off_t offset;
+	const struct ap_ops *ops;
+
+	/* The result, written by the executor before ops->finish. */
+	ssize_t res;                  /* bytes or poll mask, -1 on error */
+	int err;                      /* 0 or an errno value */
+
+	/* Front-end state. */
+	union {
+		struct {
+			void *cb;                 /* struct aiocb * */
+			struct ap_notify_node note; /* aio_sigevent, copied */
+			struct ap_lio *lio;       /* its lio_listio call, or NULL */
+		} posix;
+		struct {
+			struct ap_ctx *ctx;
+			void *iocb;               /* struct iocb * as submitted */
+			void *data;               /* iocb->data */
+			int resfd;                /* eventfd or -1 */
+		} aio;
+	} u;
+	struct ap_req *notify_next;       /* notify.c's queue */
+};
+
+/* ---- pool.c: the engine ------------------------------------------------ */
+
+/* Knob values, read without the lock (atomics where they change). */
+struct ap_knobs {
+	int max_threads;
+	int idle_ms;
+	long max_queued;
+	int fd_concurrency;
+	int cache;
+	int fastpath;
+};
+
+AP_HIDDEN extern struct ap_knobs ap_knobs;
+
+/* Allocates a zeroed request, from the cache when it can; NULL if out of
+ * memory. */
+AP_HIDDEN struct ap_req *ap_req_alloc(void);
+AP_HIDDEN void ap_req_free(struct ap_req *r);
+
+/* Queues r (state AP_ST_NEW) with priority prio.  0, or an errno value:
+ * EAGAIN when the queue bound is reached or no worker can run it.  On
+ * error r is untouched and still the caller's. */
+AP_HIDDEN int ap_submit(struct ap_req *r, int prio);
+
+/* Cancels queued requests on fd (or on every fd when fd < 0) for which
+ * match(r, arg) is true: each gets err ECANCELED, res -1, finish and
+ * notify.  Counts what it cancelled and the matching requests it could not
+ * cancel because they run. */
+struct ap_cancel_result { int cancelled, running; };
+AP_HIDDEN struct ap_cancel_result ap_cancel(int fd,
+		bool (*match)(const struct ap_req *r, void *arg), void *arg);
+
+/* Counts the engine's requests, queued or running, that match. */
+AP_HIDDEN int ap_count(bool (*match)(const struct ap_req *r, void *arg),
+		void *arg);
+
+/* Calls fn(arg) with ap_engine.lock held, for a front end that must see
+ * the engine still.  fn must not block or call back into the engine. */
+AP_HIDDEN void ap_locked(void (*fn)(void *arg), void *arg);
+
+/* Registers a front end's fork handlers: prepare runs before the engine
+ * lock is taken, parent/child after it is released. */
+AP_HIDDEN void ap_atfork_register(void (*prepare)(void), void (*parent)(void),
+		void (*child)(void));
+
+/* Completes a request the front end could not queue (or ran inline):
+ * bookkeeping for stats, then finish under the lock and notify. */
+AP_HIDDEN void ap_complete_unqueued(struct ap_req *r);
+
+/* ---- exec.c ----------------------------------------------------------- */
+
+/* Runs r's system call on the calling thread; sets r->res and r->err.
+ * serial tells whether the fd is not seekable (read/write, not pread). */
+AP_HIDDEN void ap_exec(struct ap_req *r, bool serial);
+
+/* ---- notify.c --------------------------------------------------------- */
+
+/* Checks a sigevent for submission: 0 or EINVAL. */
+AP_HIDDEN int ap_sigevent_check(const struct sigevent *sev);
+/* Delivers node->sev: queues the signal now, or hands SIGEV_THREAD to a
+ * notifier thread.  When delivery is over (the SIGEV_THREAD function has
+ * returned), calls done(arg), on whichever thread delivered it. */
+AP_HIDDEN void ap_notify(struct ap_notify_node *node);
+/* Notifications that could not be sent (e.g. the signal queue was full). */
+AP_HIDDEN extern unsigned long long ap_notify_failed;
+AP_HIDDEN void ap_notify_atfork_child(void);
+AP_HIDDEN void ap_notify_atfork_prepare(void);
+AP_HIDDEN void ap_notify_atfork_parent(void);
+
+/* ---- wait.c ----------------------------------------------------------- */
+
+/* A wait channel: waiters sleep until seq changes. */
+struct ap_chan {
+	uint32_t seq;
+	uint32_t waiters;
+};
+AP_HIDDEN void ap_chan_wake(struct ap_chan *c);
+/* Sleeps while c->seq == seen, until deadline (CLOCK_MONOTONIC, NULL =
+ * none).  0 when woken (maybe spuriously), ETIMEDOUT or EINTR. */
+AP_HIDDEN int ap_chan_wait(struct ap_chan *c, uint32_t seen,
+		const struct timespec *deadline);
+static inline uint32_t ap_chan_seq(struct ap_chan *c)
+{
+	return __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
+}
+/* deadline = now (CLOCK_MONOTONIC) + rel.  rel must be valid. */
+AP_HIDDEN void ap_deadline(struct timespec *deadline, const struct timespec *rel);
+AP_HIDDEN bool ap_timespec_valid(const struct timespec *ts);
+
+/* ---- helpers ---------------------------------------------------------- */
+
+#define AP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define ap_load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define ap_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define ap_load_relaxed(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define ap_store_relaxed(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define ap_add(p, v) __atomic_add_fetch((p), (v), __ATOMIC_ACQ_REL)
+
+#endif

@@ -1,0 +1,240 @@
+/* notify.c: delivering a sigevent.
+ *
+ * SIGEV_SIGNAL and SIGEV_THREAD_ID are queued at once with
+ * rt_sigqueueinfo / rt_tgsigqueueinfo, si_code SI_ASYNCIO, as glibc does.
+ * SIGEV_THREAD runs the function on a new thread only when the caller gave
+ * sigev_notify_attributes; otherwise on a notifier thread that is reused:
+ * a small pool that grows while every notifier is busy in user code (up to
+ * NOTIFIER_MAX) and shrinks after the idle time, as the workers do.
+ *
+ * Owns: `np` below, guarded by np.lock, a leaf lock: nothing else is taken
+ * while it is held and no user code runs under it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define NOTIFIER_MAX 16
+
+unsigned long long ap_notify_failed;
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;               /* CLOCK_MONOTONIC */
+	struct ap_notify_node *head, *tail;
+	int nthreads, nidle;
+} np = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static bool signo_ok(int signo)
+{
+	return signo > 0 && signo < NSIG;
+}
+
+int ap_sigevent_check(const struct sigevent *sev)
+{
+	switch (sev->sigev_notify) {
+	case SIGEV_NONE:
+		return 0;
+	case SIGEV_SIGNAL:
+		return signo_ok(sev->sigev_signo) ? 0 : EINVAL;
+	case SIGEV_THREAD:
+		return sev->sigev_notify_function ? 0 : EINVAL;
+	case SIGEV_THREAD_ID:
+		/* The thread must exist now, in this process. */
+		if (!signo_ok(sev->sigev_signo) || sev->_sigev_un._tid <= 0 ||
+		    syscall(SYS_tgkill, getpid(), sev->_sigev_un._tid, 0) < 0)
+			return EINVAL;
+		return 0;
+	}
+	return EINVAL;
+}
+
+static void send_signal(const struct sigevent *sev, pid_t tid)
+{
+	siginfo_t si;
+	long rc;
+
+	memset(&si, 0, sizeof si);
+	si.si_signo = sev->sigev_signo;
+	si.si_code = SI_ASYNCIO;
+	si.si_pid = getpid();
+	si.si_uid = getuid();
+	si.si_value = sev->sigev_value;
+	if (tid)
+		rc = syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, si.si_signo, &si);
+	else
+		rc = syscall(SYS_rt_sigqueueinfo, si.si_pid, si.si_signo, &si);
+	if (rc < 0)  /* e.g. EAGAIN: RLIMIT_SIGPENDING; the I/O result stands */
+		ap_add(&ap_notify_failed, 1);
+}
+
+static void run(struct ap_notify_node *n)
+{
+	n->sev.sigev_notify_function(n->sev.sigev_value);
+	n->done(n->arg);
+}
+
+static void unblock_signals(void)
+{
+	sigset_t none;
+
+	/* As a thread of its own would: glibc starts these with no signal
+	 * blocked; workers, whose thread this may be, block them all. */
+	sigemptyset(&none);
+	pthread_sigmask(SIG_SETMASK, &none, NULL);
+}
+
+static void *one_shot(void *arg)
+{
+	unblock_signals();
+	run(arg);
+	return NULL;
+}
+
+static void *notifier(void *arg)
+{
+	(void)arg;
+	unblock_signals();
+	pthread_mutex_lock(&np.lock);
+	for (;;) {
+		struct ap_notify_node *n = np.head;
+		if (n) {
+			np.head = n->next;
+			if (!np.head)
+				np.tail = NULL;
+			pthread_mutex_unlock(&np.lock);
+			run(n);
+			pthread_mutex_lock(&np.lock);
+			continue;
+		}
+		int ms = ap_load_relaxed(&ap_knobs.idle_ms);
+		if (ms < 0)
+			break;
+		struct timespec deadline;
+		ap_deadline(&deadline, &(struct timespec){ ms / 1000,
+		                                           (ms % 1000) * 1000000L });
+		np.nidle++;
+		int rc = pthread_cond_timedwait(&np.cv, &np.lock, &deadline);
+		np.nidle--;
+		if (rc == ETIMEDOUT && !np.head)
+			break;
+	}
+	np.nthreads--;
+	pthread_mutex_unlock(&np.lock);
+	return NULL;
+}
+
+static int start_thread(void *(*fn)(void *), void *arg, const pthread_attr_t *user)
+{
+	pthread_attr_t own;
+	pthread_t t;
+	int err, detach = PTHREAD_CREATE_DETACHED;
+
+	if (user) {
+		err = pthread_create(&t, user, fn, arg);
+		if (!err && pthread_attr_getdetachstate(user, &detach) == 0 &&
+		    detach == PTHREAD_CREATE_JOINABLE)
+			pthread_detach(t);
+		return err;
+	}
+	pthread_attr_init(&own);
+	pthread_attr_setdetachstate(&own, PTHREAD_CREATE_DETACHED);
+	err = pthread_create(&t, &own, fn, arg);
+	pthread_attr_destroy(&own);
+	return err;
+}
+
+static void init_cv(void)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&np.cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+__attribute__((constructor)) static void notify_init(void)
+{
+	init_cv();
+}
+
+static void post(struct ap_notify_node *n)
+{
+	bool spawn = false;
+
+	n->next = NULL;
+	pthread_mutex_lock(&np.lock);
+	if (np.tail)
+		np.tail->next = n;
+	else
+		np.head = n;
+	np.tail = n;
+	if (np.nidle > 0) {
+		pthread_cond_signal(&np.cv);
+	} else if (np.nthreads < NOTIFIER_MAX) {
+		np.nthreads++;
+		spawn = true;
+	}
+	pthread_mutex_unlock(&np.lock);
+	if (!spawn || start_thread(notifier, NULL, NULL) == 0)
+		return;
+
+	/* No thread could be made.  If no notifier is left to take the queue,
+	 * deliver it here rather than lose it. */
+	pthread_mutex_lock(&np.lock);
+	np.nthreads--;
+	struct ap_notify_node *orphans = np.nthreads == 0 ? np.head : NULL;
+	if (orphans)
+		np.head = np.tail = NULL;
+	pthread_mutex_unlock(&np.lock);
+	while (orphans) {
+		struct ap_notify_node *next = orphans->next;
+		run(orphans);
+		orphans = next;
+	}
+}
+
+void ap_notify(struct ap_notify_node *n)
+{
+	switch (n->sev.sigev_notify) {
+	case SIGEV_SIGNAL:
+		send_signal(&n->sev, 0);
+		break;
+	case SIGEV_THREAD_ID:
+		send_signal(&n->sev, n->sev._sigev_un._tid);
+		break;
+	case SIGEV_THREAD:
+		if (n->sev.sigev_notify_attributes &&
+		    start_thread(one_shot, n, n->sev.sigev_notify_attributes) == 0)
+			return;
+		post(n);  /* also when the caller's attributes failed */
+		return;
+	}
+	n->done(n->arg);
+}
+
+void ap_notify_atfork_prepare(void)
+{
+	pthread_mutex_lock(&np.lock);
+}
+
+void ap_notify_atfork_parent(void)
+{
+	pthread_mutex_unlock(&np.lock);
+}
+
+/* The parent's notifier threads and queued notifications are not the
+ * child's. */
+void ap_notify_atfork_child(void)
+{
+	np.head = np.tail = NULL;
+	np.nthreads = np.nidle = 0;
+	init_cv();
+	pthread_mutex_unlock(&np.lock);
+}

@@ -1,0 +1,584 @@
+/* pool.c: the engine: its lock, the worker threads, submission and
+ * cancellation, the knobs, stats and fork().
+ *
+ * Owns: `engine` below.  engine.lock guards the queues (queue.c), the thread
+ * counts and the in-flight count.  Counters are atomics, bumped anywhere;
+ * knobs are atomics read without the lock.  The request cache has its own
+ * leaf lock, never held with engine.lock.
+ *
+ * Lock order (see internal.h): a front end's locks -> engine.lock -> the
+ * libaio ring lock taken inside ops->finish.  No system call, notification
+ * or user code runs under engine.lock, but for pthread_cond_* on it.
+ *
+ * Workers are created on demand when work is queued and no idle worker is
+ * there to take it, up to AIOPOOL_MAX_THREADS; they block every signal, and
+ * exit after AIOPOOL_IDLE_MS without work.  A worker finishing a request
+ * picks its next one in the same critical section, then notifies outside it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aiopool.h"
+#include "queue.h"
+
+#define AP_EXPORT __attribute__((visibility("default")))
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define WORKER_STACK (1024 * 1024)
+#else
+#define WORKER_STACK (256 * 1024)  /* a system call and our bookkeeping */
+#endif
+
+struct ap_knobs ap_knobs = {
+	.max_threads = 20,        /* glibc's default */
+	.idle_ms = 1000,          /* glibc's default */
+	.max_queued = 1L << 20,
+	.fd_concurrency = 16,
+	.cache = 64,              /* glibc's aio_num default */
+	.fastpath = 0,
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t work;      /* idle workers wait here, CLOCK_MONOTONIC */
+	struct ap_queues q;
+	int nthreads;             /* workers alive or being started */
+	int nidle;                /* waiting on `work` */
+	int nwaking;              /* signalled and not yet awake */
+	long inflight;            /* accepted, not yet finished */
+} engine = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static struct {
+	unsigned long long submitted, completed, cancelled, fastpath,
+	                   threads_created;
+} count;
+
+static struct {
+	pthread_mutex_t lock;
+	struct ap_req *head;
+	int n;
+} cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+#define knob(name) ap_load_relaxed(&ap_knobs.name)
+
+/* ---- requests ---------------------------------------------------------- */
+
+struct ap_req *ap_req_alloc(void)
+{
+	struct ap_req *r;
+
+	pthread_mutex_lock(&cache.lock);
+	r = cache.head;
+	if (r) {
+		cache.head = r->next;
+		cache.n--;
+	}
+	pthread_mutex_unlock(&cache.lock);
+	if (!r)
+		return calloc(1, sizeof *r);
+	memset(r, 0, sizeof *r);
+	return r;
+}
+
+void ap_req_free(struct ap_req *r)
+{
+	pthread_mutex_lock(&cache.lock);
+	if (cache.n < knob(cache)) {
+		r->next = cache.head;
+		cache.head = r;
+		cache.n++;
+		r = NULL;
+	}
+	pthread_mutex_unlock(&cache.lock);
+	free(r);
+}
+
+static void cache_trim(void)
+{
+	struct ap_req *drop = NULL;
+
+	pthread_mutex_lock(&cache.lock);
+	while (cache.n > knob(cache)) {
+		struct ap_req *r = cache.head;
+		cache.head = r->next;
+		cache.n--;
+		r->next = drop;
+		drop = r;
+	}
+	pthread_mutex_unlock(&cache.lock);
+	while (drop) {
+		struct ap_req *r = drop;
+		drop = r->next;
+		free(r);
+	}
+}
+
+/* ---- workers ----------------------------------------------------------- */
+
+static void *worker(void *arg);
+
+/* Starts a worker already counted in engine.nthreads: 0 or an errno. */
+static int start_worker(void)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	sigset_t all, old;
+	int err;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, WORKER_STACK);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old); /* inherited by the worker */
+	err = pthread_create(&t, &attr, worker, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		pthread_mutex_lock(&engine.lock);
+		engine.nthreads--;
+		pthread_mutex_unlock(&engine.lock);
+		return err;
+	}
+	ap_add(&count.threads_created, 1);
+	return 0;
+}
+
+/* Work is queued: wakes an idle worker, or reserves a new one for the
+ * caller to start (true) when none is idle and the pool may grow. */
+static bool kick_locked(void)
+{
+	if (!ap_q_has_work(&engine.q))
+		return false;
+	if (engine.nidle > engine.nwaking) {
+		engine.nwaking++;
+		pthread_cond_signal(&engine.work);
+		return false;
+	}
+	if (engine.nthreads < knob(max_threads)) {
+		engine.nthreads++;
+		return true;
+	}
+	return false;
+}
+
+/* A running request is done: update its fd's queue, publish the result. */
+static void finish_locked(struct ap_req *r)
+{
+	ap_q_done(&engine.q, r, knob(fd_concurrency));
+	engine.inflight--;
+	r->state = AP_ST_DONE;
+	r->ops->finish(r);
+	ap_add(&count.completed, 1);
+}
+
+/* Waits for work for up to the idle time: false if none came. */
+static bool idle_wait(void)
+{
+	int ms = knob(idle_ms);
+	struct timespec deadline;
+	int rc;
+
+	if (ms < 0)
+		return false;
+	ap_deadline(&deadline, &(struct timespec){ ms / 1000,
+	                                           (ms % 1000) * 1000000L });
+	engine.nidle++;
+	rc = pthread_cond_timedwait(&engine.work, &engine.lock, &deadline);
+	engine.nidle--;
+	if (engine.nwaking > 0)
+		engine.nwaking--;
+	return rc != ETIMEDOUT || ap_q_has_work(&engine.q);
+}
+
+static void *worker(void *arg)
+{
+	struct ap_req *done = NULL;
+
+	(void)arg;
+	pthread_mutex_lock(&engine.lock);
+	for (;;) {
+		struct ap_req *r = NULL;
+		bool more = false, seekable = false;
+
+		if (done)
+			finish_locked(done);
+		if (engine.nthreads <= knob(max_threads))
+			r = ap_q_pick(&engine.q, knob(fd_concurrency));
+		if (r) {
+			more = kick_locked();
+			seekable = r->q->kind.seekable;
+		}
+		if (r || done) {
+			pthread_mutex_unlock(&engine.lock);
+			if (done)
+				done->ops->notify(done);
+			done = NULL;
+			if (more)
+				start_worker();
+			if (r) {
+				ap_exec(r, seekable);
+				done = r;
+			}
+			pthread_mutex_lock(&engine.lock);
+			continue;
+		}
+		if (engine.nthreads > knob(max_threads) || !idle_wait())
+			break;
+	}
+	engine.nthreads--;
+	pthread_mutex_unlock(&engine.lock);
+	return NULL;
+}
+
+/* ---- submission -------------------------------------------------------- */
+
+void ap_complete_unqueued(struct ap_req *r)
+{
+	pthread_mutex_lock(&engine.lock);
+	r->state = AP_ST_DONE;
+	r->ops->finish(r);
+	pthread_mutex_unlock(&engine.lock);
+	ap_add(&count.submitted, 1);
+	ap_add(&count.completed, 1);
+	if (r->fast)
+		ap_add(&count.fastpath, 1);
+	r->ops->notify(r);
+}
+
+int ap_submit(struct ap_req *r, int prio)
+{
+	struct ap_fdq *q;
+	bool spawn;
+	int err;
+
+	r->prio = prio;
+	if (r->fd < 0)
+		goto bad_fd;
+	pthread_mutex_lock(&engine.lock);
+	while (!(q = ap_q_lookup(&engine.q, r->fd))) {
+		struct ap_fdkind kind;
+
+		pthread_mutex_unlock(&engine.lock);
+		kind = ap_fd_kind(r->fd);   /* system calls: not under the lock */
+		if (kind.bad)
+			goto bad_fd;
+		pthread_mutex_lock(&engine.lock);
+		if (ap_q_lookup(&engine.q, r->fd))
+			continue;
+		if (engine.inflight >= knob(max_queued) ||
+		    !ap_q_create(&engine.q, r->fd, kind)) {
+			pthread_mutex_unlock(&engine.lock);
+			return EAGAIN;
+		}
+	}
+	if (engine.inflight >= knob(max_queued)) {
+		pthread_mutex_unlock(&engine.lock);
+		return EAGAIN;
+	}
+	ap_q_enqueue(&engine.q, q, r, knob(fd_concurrency));
+	engine.inflight++;
+	spawn = kick_locked();
+	pthread_mutex_unlock(&engine.lock);
+	ap_add(&count.submitted, 1);
+
+	if (spawn && (err = start_worker()) != 0) {
+		/* No new thread.  An existing worker will run r; with none, r
+		 * is still queued and goes back to the caller. */
+		pthread_mutex_lock(&engine.lock);
+		if (engine.nthreads == 0 &&
+		    ap_q_remove(&engine.q, r, knob(fd_concurrency))) {
+			engine.inflight--;
+			pthread_mutex_unlock(&engine.lock);
+			ap_add(&count.submitted, -1ULL);
+			r->state = AP_ST_NEW;
+			return EAGAIN;
+		}
+		pthread_mutex_unlock(&engine.lock);
+	}
+	return 0;
+
+bad_fd:
+	/* Accepted, and reported through the request as EBADF. */
+	r->res = -1;
+	r->err = EBADF;
+	ap_complete_unqueued(r);
+	return 0;
+}
+
+/* ---- cancellation and inspection ---------------------------------------- */
+
+static void collect(struct ap_req *first, bool (*match)(const struct ap_req *, void *),
+		void *arg, struct ap_req **out, int *n)
+{
+	for (struct ap_req *r = first; r; r = r->next)
+		if (match(r, arg)) {
+			r->notify_next = *out;
+			*out = r;
+			(*n)++;
+		}
+}
+
+struct ap_cancel_result ap_cancel(int fd,
+		bool (*match)(const struct ap_req *r, void *arg), void *arg)
+{
+	struct ap_cancel_result res = { 0, 0 };
+	struct ap_req *victims = NULL, *r, *next, *done = NULL;
+	int lo, hi, limit;
+	bool spawn;
+
+	pthread_mutex_lock(&engine.lock);
+	limit = knob(fd_concurrency);
+	lo = fd < 0 ? 0 : fd;
+	hi = fd < 0 ? engine.q.nfds : (fd < engine.q.nfds ? fd + 1 : 0);
+	for (int i = lo; i < hi; i++) {
+		struct ap_fdq *q = engine.q.fds[i];
+		int dummy = 0;
+		if (!q)
+			continue;
+		collect(q->blocked.head, match, arg, &victims, &dummy);
+		collect(q->ready.head, match, arg, &victims, &dummy);
+		for (r = q->running.head; r; r = r->next)
+			res.running += match(r, arg);
+	}
+	for (r = victims; r; r = next) {
+		next = r->notify_next;
+		ap_q_remove(&engine.q, r, limit);
+		engine.inflight--;
+		r->state = AP_ST_DONE;
+		r->res = -1;
+		r->err = ECANCELED;
+		r->ops->finish(r);
+		r->notify_next = done;
+		done = r;
+		res.cancelled++;
+	}
+	spawn = kick_locked();
+	pthread_mutex_unlock(&engine.lock);
+	if (spawn)
+		start_worker();
+	ap_add(&count.cancelled, (unsigned long long)res.cancelled);
+	for (r = done; r; r = next) {
+		next = r->notify_next;
+		r->ops->notify(r);
+	}
+	return res;
+}
+
+int ap_count(bool (*match)(const struct ap_req *r, void *arg), void *arg)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&engine.lock);
+	for (int i = 0; i < engine.q.nfds; i++) {
+		struct ap_fdq *q = engine.q.fds[i];
+		if (!q)
+			continue;
+		collect(q->blocked.head, match, arg, &(struct ap_req *){ NULL }, &n);
+		collect(q->ready.head, match, arg, &(struct ap_req *){ NULL }, &n);
+		for (struct ap_req *r = q->running.head; r; r = r->next)
+			n += match(r, arg);
+	}
+	pthread_mutex_unlock(&engine.lock);
+	return n;
+}
+
+void ap_locked(void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&engine.lock);
+	fn(arg);
+	pthread_mutex_unlock(&engine.lock);
+}
+
+/* ---- knobs and stats --------------------------------------------------- */
+
+static bool knob_ok(int k, long v)
+{
+	switch (k) {
+	case AIOPOOL_MAX_THREADS:    return v >= 1 && v <= 1024;
+	case AIOPOOL_IDLE_MS:        return v >= -1 && v <= INT_MAX;
+	case AIOPOOL_MAX_QUEUED:     return v >= 1 && v <= (1L << 30);
+	case AIOPOOL_FD_CONCURRENCY: return v >= 1 && v <= 1024;
+	case AIOPOOL_CACHE:          return v >= 0 && v <= (1L << 20);
+	case AIOPOOL_FASTPATH:       return v == 0 || v == 1;
+	}
+	return false;
+}
+
+static void knob_store(int k, long v)
+{
+	switch (k) {
+	case AIOPOOL_MAX_THREADS:    ap_store(&ap_knobs.max_threads, (int)v); break;
+	case AIOPOOL_IDLE_MS:        ap_store(&ap_knobs.idle_ms, (int)v); break;
+	case AIOPOOL_MAX_QUEUED:     ap_store(&ap_knobs.max_queued, v); break;
+	case AIOPOOL_FD_CONCURRENCY: ap_store(&ap_knobs.fd_concurrency, (int)v); break;
+	case AIOPOOL_CACHE:          ap_store(&ap_knobs.cache, (int)v); break;
+	case AIOPOOL_FASTPATH:       ap_store(&ap_knobs.fastpath, (int)v); break;
+	}
+}
+
+AP_EXPORT int aiopool_set(int k, long v)
+{
+	int spawn = 0;
+
+	if (!knob_ok(k, v)) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_mutex_lock(&engine.lock);
+	knob_store(k, v);
+	if (k == AIOPOOL_FD_CONCURRENCY)
+		ap_q_relimit(&engine.q, (int)v);
+	/* Idle workers look again: fewer threads, a new idle time. */
+	pthread_cond_broadcast(&engine.work);
+	/* More threads allowed, or more requests per fd may run: start what
+	 * the queued work can use now. */
+	while (engine.nidle == 0 && kick_locked())
+		spawn++;
+	pthread_mutex_unlock(&engine.lock);
+	while (spawn-- > 0)
+		start_worker();
+	if (k == AIOPOOL_CACHE)
+		cache_trim();
+	return 0;
+}
+
+AP_EXPORT long aiopool_get(int k)
+{
+	switch (k) {
+	case AIOPOOL_MAX_THREADS:    return knob(max_threads);
+	case AIOPOOL_IDLE_MS:        return knob(idle_ms);
+	case AIOPOOL_MAX_QUEUED:     return knob(max_queued);
+	case AIOPOOL_FD_CONCURRENCY: return knob(fd_concurrency);
+	case AIOPOOL_CACHE:          return knob(cache);
+	case AIOPOOL_FASTPATH:       return knob(fastpath);
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+AP_EXPORT int aiopool_stats(struct aiopool_stats *st, unsigned long size)
+{
+	struct aiopool_stats s = { 0 };
+
+	if (!st || size < offsetof(struct aiopool_stats, reserved)) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_mutex_lock(&engine.lock);
+	s.threads = (unsigned long)engine.nthreads;
+	s.idle_threads = (unsigned long)engine.nidle;
+	s.queued = engine.q.nqueued;
+	s.running = engine.q.nrunning;
+	pthread_mutex_unlock(&engine.lock);
+	s.submitted = ap_load(&count.submitted);
+	s.completed = ap_load(&count.completed);
+	s.cancelled = ap_load(&count.cancelled);
+	s.fastpath = ap_load(&count.fastpath);
+	s.threads_created = ap_load(&count.threads_created);
+	s.notify_failed = ap_load(&ap_notify_failed);
+	memcpy(st, &s, size < sizeof s ? size : sizeof s);
+	return 0;
+}
+
+/* ---- start-up and fork ------------------------------------------------- */
+
+#define MAX_FRONT_ENDS 4
+static struct {
+	void (*prepare)(void), (*parent)(void), (*child)(void);
+} fork_hooks[MAX_FRONT_ENDS];
+static int nfork_hooks;
+
+void ap_atfork_register(void (*prepare)(void), void (*parent)(void),
+		void (*child)(void))
+{
+	fork_hooks[nfork_hooks].prepare = prepare;
+	fork_hooks[nfork_hooks].parent = parent;
+	fork_hooks[nfork_hooks].child = child;
+	nfork_hooks++;
+}
+
+static void fork_prepare(void)
+{
+	for (int i = nfork_hooks - 1; i >= 0; i--)
+		if (fork_hooks[i].prepare)
+			fork_hooks[i].prepare();
+	ap_notify_atfork_prepare();
+	pthread_mutex_lock(&engine.lock);
+	pthread_mutex_lock(&cache.lock);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&cache.lock);
+	pthread_mutex_unlock(&engine.lock);
+	ap_notify_atfork_parent();
+	for (int i = 0; i < nfork_hooks; i++)
+		if (fork_hooks[i].parent)
+			fork_hooks[i].parent();
+}
+
+static void orphan(struct ap_req *r)
+{
+	r->ops->orphan(r);
+	free(r);
+}
+
+static void init_cond(void)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&engine.work, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+/* The child has none of the parent's workers: it starts with an empty
+ * engine.  What the parent had in flight is handed to its front end
+ * (ops->orphan), which marks it as it documents. */
+static void fork_child(void)
+{
+	pthread_mutex_unlock(&cache.lock);
+	ap_q_reset(&engine.q, orphan);
+	engine.nthreads = engine.nidle = engine.nwaking = 0;
+	engine.inflight = 0;
+	memset(&count, 0, sizeof count);
+	init_cond();
+	pthread_mutex_unlock(&engine.lock);
+	ap_notify_atfork_child();
+	for (int i = 0; i < nfork_hooks; i++)
+		if (fork_hooks[i].child)
+			fork_hooks[i].child();
+}
+
+static void env_knob(const char *name, int k)
+{
+	const char *s = getenv(name);
+	char *end;
+	long v;
+
+	if (!s || !*s)
+		return;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || !knob_ok(k, v))
+		return;   /* ignored, as documented in aiopool(7) */
+	knob_store(k, v);
+}
+
+__attribute__((constructor)) static void ap_init(void)
+{
+	init_cond();
+	env_knob("AIOPOOL_THREADS", AIOPOOL_MAX_THREADS);
+	env_knob("AIOPOOL_IDLE_MS", AIOPOOL_IDLE_MS);
+	env_knob("AIOPOOL_MAX_QUEUED", AIOPOOL_MAX_QUEUED);
+	env_knob("AIOPOOL_FD_CONCURRENCY", AIOPOOL_FD_CONCURRENCY);
+	env_knob("AIOPOOL_CACHE", AIOPOOL_CACHE);
+	env_knob("AIOPOOL_FASTPATH", AIOPOOL_FASTPATH);
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}

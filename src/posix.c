@@ -1,0 +1,541 @@
+/* posix.c: the POSIX <aio.h> front end (glibc's ABI, struct aiocb of 168
+ * bytes on x86_64).
+ *
+ * Owns: the aiocb fields we keep state in, and posix_chan, the wait channel
+ * that aio_suspend and lio_listio(LIO_WAIT) sleep on.  Takes no lock of its
+ * own: the state of a submitted aiocb changes only under ap_engine.lock
+ * (posix_finish) and is read with atomics, so aio_error and aio_return take
+ * no lock.
+ *
+ * In each submitted aiocb: __error_code and __return_value as glibc keeps
+ * them, and in __glibc_reserved a mark that says this aiocb was submitted
+ * here (a magic number mixed with its address, so that a zeroed, copied or
+ * never submitted aiocb is told apart) and where its request stands.
+ */
+#include "config.h"
+
+#include <aio.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+
+#include "aiopool.h"
+#include "internal.h"
+
+enum cb_state {
+	CB_QUEUED = 1,   /* in flight: __error_code is EINPROGRESS */
+	CB_DONE,         /* result published */
+	CB_RETURNED,     /* aio_return has taken it */
+};
+
+struct cb_mark {
+	uint64_t magic;
+	uint32_t state;  /* enum cb_state */
+} __attribute__((may_alias));
+
+_Static_assert(sizeof(struct cb_mark) <= sizeof(((struct aiocb *)0)->__glibc_reserved),
+               "the mark fits in struct aiocb");
+_Static_assert(sizeof(struct aiocb) == 168, "glibc's x86_64 struct aiocb");
+
+#define MAGIC 0x616970706f6f6c31ULL   /* "aiopool1" */
+
+static struct ap_chan posix_chan;
+
+static struct cb_mark *mark(const struct aiocb *cb)
+{
+	return (struct cb_mark *)cb->__glibc_reserved;
+}
+
+static uint64_t magic_of(const struct aiocb *cb)
+{
+	return MAGIC ^ (uintptr_t)cb;
+}
+
+static bool ours(const struct aiocb *cb)
+{
+	return ap_load_relaxed(&mark(cb)->magic) == magic_of(cb);
+}
+
+static int cb_error(const struct aiocb *cb)
+{
+	return ap_load(&cb->__error_code);
+}
+
+/* Publishes a result in the aiocb: the return value first, the error code
+ * last, so that whoever sees the error code sees the rest. */
+static void cb_publish(struct aiocb *cb, ssize_t ret, int err)
+{
+	cb->__return_value = ret;
+	ap_store_relaxed(&mark(cb)->state, (uint32_t)CB_DONE);
+	ap_store_relaxed(&mark(cb)->magic, magic_of(cb));
+	ap_store(&cb->__error_code, err);
+}
+
+/* A request that fails before it is queued: the aiocb reports the error
+ * too, so aio_error and aio_return agree with the -1/errno returned. */
+static int fail(struct aiocb *cb, int err)
+{
+	cb_publish(cb, -1, err);
+	errno = err;
+	return -1;
+}
+
+/* ---- lio_listio groups --------------------------------------------------- */
+
+/* One lio_listio call.  pending counts elements not yet notified, plus one
+ * for the submitting call while it queues them; when it reaches 0 the list
+ * is done: its sigevent goes out (LIO_NOWAIT) and a LIO_WAIT caller wakes.
+ * refs counts who may still touch it: the caller, each element and the
+ * list's own notification in flight.  No part of it lives on a stack, so a
+ * LIO_WAIT interrupted by a signal leaves nothing dangling. */
+struct ap_lio {
+	uint32_t pending;
+	uint32_t refs;
+	bool notify;
+	struct ap_notify_node note;
+};
+
+static void lio_unref(void *arg)
+{
+	struct ap_lio *lio = arg;
+
+	if (__atomic_sub_fetch(&lio->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(lio);
+}
+
+static void lio_element_done(struct ap_lio *lio)
+{
+	if (__atomic_sub_fetch(&lio->pending, 1, __ATOMIC_ACQ_REL) == 0) {
+		if (lio->notify) {
+			ap_add(&lio->refs, 1);
+			ap_notify(&lio->note);
+		}
+		ap_chan_wake(&posix_chan);
+	}
+	lio_unref(lio);
+}
+
+/* ---- the engine's view of a POSIX request -------------------------------- */
+
+static void posix_finish(struct ap_req *r)
+{
+	cb_publish(r->u.posix.cb, r->err ? -1 : r->res, r->err);
+}
+
+/* The element's own notification has been delivered. */
+static void posix_released(void *arg)
+{
+	struct ap_req *r = arg;
+	struct ap_lio *lio = r->u.posix.lio;
+
+	ap_req_free(r);
+	if (lio)
+		lio_element_done(lio);
+}
+
+static void posix_notify(struct ap_req *r)
+{
+	ap_chan_wake(&posix_chan);
+	r->u.posix.note.done = posix_released;
+	r->u.posix.note.arg = r;
+	ap_notify(&r->u.posix.note);
+}
+
+/* In a fork child: the parent's requests will not run here. */
+static void posix_orphan(struct ap_req *r)
+{
+	cb_publish(r->u.posix.cb, -1, ECANCELED);
+}
+
+static const struct ap_ops posix_ops = {
+	.finish = posix_finish,
+	.notify = posix_notify,
+	.orphan = posix_orphan,
+	.kind = AP_KIND_POSIX,
+};
+
+static void posix_atfork_child(void)
+{
+	posix_chan = (struct ap_chan){ 0, 0 };
+}
+
+__attribute__((constructor)) static void posix_init(void)
+{
+	ap_atfork_register(NULL, NULL, posix_atfork_child);
+}
+
+/* ---- submission ---------------------------------------------------------- */
+
+/* The submitting thread's scheduling priority: aio_reqprio lowers it. */
+static int thread_prio(void)
+{
+	struct sched_param sp;
+	int policy;
+
+	if (pthread_getschedparam(pthread_self(), &policy, &sp) != 0)
+		return 0;
+	return sp.sched_priority;
+}
+
+static int submit(struct aiocb *cb, int op, struct ap_lio *lio)
+{
+	struct ap_req *r;
+	int prio = thread_prio(), err;
+
+	if (!cb) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* Still in flight: the aiocb belongs to its request; leave it be. */
+	if (ours(cb) && ap_load(&mark(cb)->state) == CB_QUEUED) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (op == AP_OP_FSYNC || op == AP_OP_FDSYNC)
+		cb->aio_reqprio = 0;   /* ignored for fsync, as glibc does */
+	else if (cb->aio_reqprio < 0 || cb->aio_reqprio > AIO_PRIO_DELTA_MAX)
+		return fail(cb, EINVAL);
+	if (ap_sigevent_check(&cb->aio_sigevent))
+		return fail(cb, EINVAL);
+	if (!(r = ap_req_alloc()))
+		return fail(cb, EAGAIN);
+
+	r->op = (unsigned char)op;
+	r->fd = cb->aio_fildes;
+	r->buf = (void *)cb->aio_buf;
+	r->nbytes = cb->aio_nbytes;
+	r->offset = cb->aio_offset;
+	r->ops = &posix_ops;
+	r->u.posix.cb = cb;
+	r->u.posix.note.sev = cb->aio_sigevent;
+	r->u.posix.lio = lio;
+
+	cb->__return_value = 0;
+	ap_store_relaxed(&mark(cb)->magic, magic_of(cb));
+	ap_store_relaxed(&mark(cb)->state, (uint32_t)CB_QUEUED);
+	ap_store(&cb->__error_code, EINPROGRESS);
+	if (lio) {
+		ap_add(&lio->pending, 1);
+		ap_add(&lio->refs, 1);
+	}
+	err = ap_submit(r, prio - cb->aio_reqprio);
+	if (err) {
+		if (lio) {
+			__atomic_sub_fetch(&lio->pending, 1, __ATOMIC_ACQ_REL);
+			__atomic_sub_fetch(&lio->refs, 1, __ATOMIC_ACQ_REL);
+		}
+		ap_req_free(r);
+		return fail(cb, err);
+	}
+	return 0;
+}
+
+static int p_read(struct aiocb *cb)
+{
+	return submit(cb, AP_OP_READ, NULL);
+}
+
+static int p_write(struct aiocb *cb)
+{
+	return submit(cb, AP_OP_WRITE, NULL);
+}
+
+static int p_fsync(int op, struct aiocb *cb)
+{
+	if (op != O_SYNC && op != O_DSYNC) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!cb) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (fcntl(cb->aio_fildes, F_GETFL) < 0)
+		return fail(cb, EBADF);
+	return submit(cb, op == O_SYNC ? AP_OP_FSYNC : AP_OP_FDSYNC, NULL);
+}
+
+/* ---- status -------------------------------------------------------------- */
+
+static int p_error(const struct aiocb *cb)
+{
+	if (!cb || !ours(cb))
+		return EINVAL;   /* never submitted: POSIX allows EINVAL */
+	return cb_error(cb);
+}
+
+static ssize_t p_return(struct aiocb *cb)
+{
+	uint32_t done = CB_DONE;
+
+	if (!cb || !ours(cb)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (cb_error(cb) == EINPROGRESS) {
+		errno = EINPROGRESS;
+		return -1;
+	}
+	/* Only once per request; aio_error still reports its error after. */
+	if (!__atomic_compare_exchange_n(&mark(cb)->state, &done, CB_RETURNED,
+	                                 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return cb->__return_value;
+}
+
+/* ---- waiting ------------------------------------------------------------- */
+
+static int p_suspend(const struct aiocb *const list[], int nent,
+		const struct timespec *timeout)
+{
+	struct timespec deadline;
+
+	if (nent < 0 || (nent > 0 && !list) ||
+	    (timeout && !ap_timespec_valid(timeout))) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (timeout)
+		ap_deadline(&deadline, timeout);
+	for (;;) {
+		uint32_t seen = ap_chan_seq(&posix_chan);
+		bool waiting = false;
+		int err;
+
+		for (int i = 0; i < nent; i++) {
+			if (!list[i])
+				continue;
+			if (p_error(list[i]) != EINPROGRESS)
+				return 0;
+			waiting = true;
+		}
+		if (!waiting)
+			return 0;   /* nothing to wait for (all NULL), as glibc */
+		err = ap_chan_wait(&posix_chan, seen, timeout ? &deadline : NULL);
+		if (err) {
+			errno = err == ETIMEDOUT ? EAGAIN : err;
+			return -1;
+		}
+	}
+}
+
+/* ---- cancellation -------------------------------------------------------- */
+
+static bool match_cb(const struct ap_req *r, void *cb)
+{
+	return r->ops == &posix_ops && (!cb || r->u.posix.cb == cb);
+}
+
+static int p_cancel(int fd, struct aiocb *cb)
+{
+	struct ap_cancel_result res;
+
+	if (fcntl(fd, F_GETFL) < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	if (cb && cb->aio_fildes != fd) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (cb && (!ours(cb) || cb_error(cb) != EINPROGRESS))
+		return AIO_ALLDONE;
+	res = ap_cancel(fd, match_cb, cb);
+	if (res.running)
+		return AIO_NOTCANCELED;
+	return res.cancelled ? AIO_CANCELED : AIO_ALLDONE;
+}
+
+/* ---- lio_listio ---------------------------------------------------------- */
+
+static int p_lio_listio(int mode, struct aiocb *const list[], int nent,
+		struct sigevent *sig)
+{
+	struct ap_lio *lio;
+	bool failed = false, eagain = false;
+	int err = 0;
+
+	if ((mode != LIO_WAIT && mode != LIO_NOWAIT) || nent < 0 ||
+	    (nent > 0 && !list) ||
+	    (mode == LIO_NOWAIT && sig && ap_sigevent_check(sig))) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!(lio = calloc(1, sizeof *lio))) {
+		errno = EAGAIN;
+		return -1;
+	}
+	lio->pending = 1;   /* this call, while it queues */
+	lio->refs = 1;
+	if (mode == LIO_NOWAIT && sig && sig->sigev_notify != SIGEV_NONE) {
+		lio->notify = true;
+		lio->note.sev = *sig;
+		lio->note.done = lio_unref;
+		lio->note.arg = lio;
+	}
+
+	for (int i = 0; i < nent; i++) {
+		struct aiocb *cb = list[i];
+		int op;
+
+		if (!cb || cb->aio_lio_opcode == LIO_NOP)
+			continue;
+		if (cb->aio_lio_opcode == LIO_READ)
+			op = AP_OP_READ;
+		else if (cb->aio_lio_opcode == LIO_WRITE)
+			op = AP_OP_WRITE;
+		else {
+			fail(cb, EINVAL);
+			failed = true;
+			continue;
+		}
+		if (submit(cb, op, lio) < 0) {
+			failed = true;
+			eagain |= errno == EAGAIN;
+		}
+	}
+
+	ap_add(&lio->refs, 1);   /* lio_element_done drops one */
+	lio_element_done(lio);
+
+	if (mode == LIO_WAIT) {
+		while (ap_load(&lio->pending) != 0) {
+			uint32_t seen = ap_chan_seq(&posix_chan);
+			if (ap_load(&lio->pending) == 0)
+				break;
+			if (ap_chan_wait(&posix_chan, seen, NULL) == EINTR) {
+				err = EINTR;
+				break;
+			}
+		}
+		for (int i = 0; !err && i < nent; i++) {
+			struct aiocb *cb = list[i];
+			if (cb && cb->aio_lio_opcode != LIO_NOP && cb_error(cb) != 0)
+				failed = true;
+		}
+	}
+	lio_unref(lio);
+
+	if (!err && eagain)
+		err = EAGAIN;
+	else if (!err && failed)
+		err = EIO;
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- aio_init ------------------------------------------------------------ */
+
+/* Unlike glibc's, honoured at any time, also after the first request.
+ * Zero fields keep their knob as it is (except aio_threads, which glibc
+ * raises to 1). */
+static void p_init(const struct aioinit *init)
+{
+	if (!init)
+		return;
+	aiopool_set(AIOPOOL_MAX_THREADS,
+	            init->aio_threads < 1 ? 1 :
+	            init->aio_threads > 1024 ? 1024 : init->aio_threads);
+	if (init->aio_num > 0)
+		aiopool_set(AIOPOOL_CACHE, init->aio_num > (1 << 20) ? (1 << 20) : init->aio_num);
+	if (init->aio_idle_time > 0)
+		aiopool_set(AIOPOOL_IDLE_MS, init->aio_idle_time > INT_MAX / 1000 ?
+		            INT_MAX : init->aio_idle_time * 1000);
+	else if (init->aio_idle_time < 0)
+		aiopool_set(AIOPOOL_IDLE_MS, -1);
+}
+
+/* ---- the *64 names and glibc's older symbol versions ---------------------- */
+
+/* The exported names are aliases of the functions above: those are
+ * compiled without <aio.h>'s nonnull attributes, so that a NULL argument
+ * is checked for and gives EINVAL instead of a crash.
+ *
+ * On LP64 struct aiocb64 is struct aiocb and the *64 names are the same
+ * functions.  The compat versions bind binaries linked before glibc 2.34,
+ * when these names lived in librt at GLIBC_2.2.5 (lio_listio also 2.4). */
+_Static_assert(sizeof(struct aiocb64) == sizeof(struct aiocb) &&
+               offsetof(struct aiocb64, aio_offset) == offsetof(struct aiocb, aio_offset),
+               "struct aiocb64 is struct aiocb");
+
+static int p_read64(struct aiocb64 *cb)
+{
+	return p_read((struct aiocb *)cb);
+}
+
+static int p_write64(struct aiocb64 *cb)
+{
+	return p_write((struct aiocb *)cb);
+}
+
+static int p_fsync64(int op, struct aiocb64 *cb)
+{
+	return p_fsync(op, (struct aiocb *)cb);
+}
+
+static int p_error64(const struct aiocb64 *cb)
+{
+	return p_error((const struct aiocb *)cb);
+}
+
+static ssize_t p_return64(struct aiocb64 *cb)
+{
+	return p_return((struct aiocb *)cb);
+}
+
+static int p_suspend64(const struct aiocb64 *const list[], int nent,
+		const struct timespec *timeout)
+{
+	return p_suspend((const struct aiocb *const *)list, nent, timeout);
+}
+
+static int p_cancel64(int fd, struct aiocb64 *cb)
+{
+	return p_cancel(fd, (struct aiocb *)cb);
+}
+
+static int p_lio_listio64(int mode, struct aiocb64 *const list[], int nent,
+		struct sigevent *sig)
+{
+	return p_lio_listio(mode, (struct aiocb *const *)list, nent, sig);
+}
+
+/* Binds impl to name@@GLIBC_2.34 (the default) and name@GLIBC_2.2.5. */
+#define EXPORT(name, impl) \
+	extern __typeof(impl) ap_export_##name \
+		__attribute__((alias(#impl), visibility("default"))); \
+	__asm__(".symver ap_export_" #name ", " #name "@@GLIBC_2.34"); \
+	extern __typeof(impl) ap_compat_##name \
+		__attribute__((alias(#impl), visibility("default"))); \
+	__asm__(".symver ap_compat_" #name ", " #name "@GLIBC_2.2.5")
+
+EXPORT(aio_read, p_read);
+EXPORT(aio_read64, p_read64);
+EXPORT(aio_write, p_write);
+EXPORT(aio_write64, p_write64);
+EXPORT(aio_fsync, p_fsync);
+EXPORT(aio_fsync64, p_fsync64);
+EXPORT(aio_error, p_error);
+EXPORT(aio_error64, p_error64);
+EXPORT(aio_return, p_return);
+EXPORT(aio_return64, p_return64);
+EXPORT(aio_suspend, p_suspend);
+EXPORT(aio_suspend64, p_suspend64);
+EXPORT(aio_cancel, p_cancel);
+EXPORT(aio_cancel64, p_cancel64);
+EXPORT(lio_listio, p_lio_listio);
+EXPORT(lio_listio64, p_lio_listio64);
+EXPORT(aio_init, p_init);
+
+extern __typeof(p_lio_listio) ap_compat24_lio_listio
+	__attribute__((alias("p_lio_listio"), visibility("default")));
+__asm__(".symver ap_compat24_lio_listio, lio_listio@GLIBC_2.4");
+extern __typeof(p_lio_listio64) ap_compat24_lio_listio64
+	__attribute__((alias("p_lio_listio64"), visibility("default")));
+__asm__(".symver ap_compat24_lio_listio64, lio_listio64@GLIBC_2.4");

@@ -1,0 +1,376 @@
+/* queue.c: per-fd request queues and the run heap.
+ *
+ * Owns: the fd table (fdq per fd number with requests), each fdq's lists,
+ * the run heap of fdqs.  Everything here is guarded by ap_engine.lock
+ * (pool.c), which every caller holds; this file takes no lock itself.
+ *
+ * The ordering rules live in may_activate(): what POSIX orders is
+ * serialised, everything else on a regular file may run side by side.
+ * Priority picks among ready requests only, so it never moves a request
+ * past a barrier or an ordered write.  The heap is keyed by each fdq's best
+ * ready request (priority, then submission order), so workers take requests
+ * in global priority order, FIFO among equals, across fds.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "queue.h"
+
+/* ---- lists ------------------------------------------------------------- */
+
+static void list_unlink(struct ap_list *l, struct ap_req *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		l->head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		l->tail = r->prev;
+	r->next = r->prev = NULL;
+}
+
+static void list_insert_after(struct ap_list *l, struct ap_req *pos,
+		struct ap_req *r)
+{
+	r->prev = pos;
+	r->next = pos ? pos->next : l->head;
+	if (r->next)
+		r->next->prev = r;
+	else
+		l->tail = r;
+	if (pos)
+		pos->next = r;
+	else
+		l->head = r;
+}
+
+static void list_append(struct ap_list *l, struct ap_req *r)
+{
+	list_insert_after(l, l->tail, r);
+}
+
+/* ---- fd kinds ---------------------------------------------------------- */
+
+struct ap_fdkind ap_fd_kind(int fd)
+{
+	struct ap_fdkind k = { 0 };
+	struct stat st;
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fstat(fd, &st) < 0) {
+		k.bad = true;
+		return k;
+	}
+	k.append = (fl & O_APPEND) != 0;
+	k.seekable = lseek(fd, 0, SEEK_CUR) >= 0;
+	k.parallel = k.seekable && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+	return k;
+}
+
+static bool is_barrier(const struct ap_req *r)
+{
+	return r->op == AP_OP_FSYNC || r->op == AP_OP_FDSYNC;
+}
+
+static bool is_write(const struct ap_req *r)
+{
+	return r->op == AP_OP_WRITE || r->op == AP_OP_WRITEV;
+}
+
+/* The ordering rules: may r start now, given what is active on q? */
+static bool may_activate(const struct ap_fdq *q, const struct ap_req *r)
+{
+	if (!q->kind.parallel)          /* pipes, sockets, ttys: one at a time */
+		return q->nactive == 0;
+	if (q->barrier_active)          /* nothing passes a pending fsync */
+		return false;
+	if (is_barrier(r))              /* fsync waits for all before it */
+		return q->nactive == 0;
+	if (q->kind.append && is_write(r)) /* appends in order, one at a time */
+		return q->nactive_writes == 0;
+	return true;
+}
+
+/* ---- the run heap ------------------------------------------------------ */
+
+/* Is a's best ready request to run before b's? */
+static bool heap_before(const struct ap_fdq *a, const struct ap_fdq *b)
+{
+	const struct ap_req *x = a->ready.head, *y = b->ready.head;
+
+	if (x->prio != y->prio)
+		return x->prio > y->prio;
+	return x->seq < y->seq;
+}
+
+static void heap_set(struct ap_queues *qs, int i, struct ap_fdq *q)
+{
+	qs->heap[i] = q;
+	q->heap_idx = i;
+}
+
+static void heap_up(struct ap_queues *qs, int i)
+{
+	struct ap_fdq *q = qs->heap[i];
+
+	while (i > 0) {
+		int parent = (i - 1) / 2;
+		if (!heap_before(q, qs->heap[parent]))
+			break;
+		heap_set(qs, i, qs->heap[parent]);
+		i = parent;
+	}
+	heap_set(qs, i, q);
+}
+
+static void heap_down(struct ap_queues *qs, int i)
+{
+	struct ap_fdq *q = qs->heap[i];
+
+	for (;;) {
+		int c = 2 * i + 1;
+		if (c >= qs->nheap)
+			break;
+		if (c + 1 < qs->nheap && heap_before(qs->heap[c + 1], qs->heap[c]))
+			c++;
+		if (!heap_before(qs->heap[c], q))
+			break;
+		heap_set(qs, i, qs->heap[c]);
+		i = c;
+	}
+	heap_set(qs, i, q);
+}
+
+static void heap_remove(struct ap_queues *qs, struct ap_fdq *q)
+{
+	int i = q->heap_idx;
+	struct ap_fdq *last = qs->heap[--qs->nheap];
+
+	q->heap_idx = -1;
+	if (last == q)
+		return;
+	heap_set(qs, i, last);
+	heap_up(qs, i);
+	heap_down(qs, last->heap_idx);
+}
+
+/* Puts q in the heap, takes it out, or moves it, to match its state.  The
+ * heap array always has room for every fdq (see ap_q_create). */
+static void heap_fix(struct ap_queues *qs, struct ap_fdq *q, int limit)
+{
+	bool want = q->ready.head && q->nrunning < (unsigned)limit;
+
+	if (!want) {
+		if (q->heap_idx >= 0)
+			heap_remove(qs, q);
+		return;
+	}
+	if (q->heap_idx < 0) {
+		q->heap_idx = qs->nheap++;
+		qs->heap[q->heap_idx] = q;
+	}
+	heap_up(qs, q->heap_idx);
+	heap_down(qs, q->heap_idx);
+}
+
+/* ---- fdqs -------------------------------------------------------------- */
+
+struct ap_fdq *ap_q_lookup(struct ap_queues *qs, int fd)
+{
+	return fd < qs->nfds ? qs->fds[fd] : NULL;
+}
+
+struct ap_fdq *ap_q_create(struct ap_queues *qs, int fd, struct ap_fdkind kind)
+{
+	struct ap_fdq *q;
+
+	if (fd >= qs->nfds) {
+		int n = qs->nfds ? qs->nfds : 64;
+		while (n <= fd)
+			n *= 2;
+		struct ap_fdq **fds = realloc(qs->fds, n * sizeof *fds);
+		if (!fds)
+			return NULL;
+		for (int i = qs->nfds; i < n; i++)
+			fds[i] = NULL;
+		qs->fds = fds;
+		qs->nfds = n;
+	}
+	/* Every fdq may be in the heap at once, so the heap keeps a slot for
+	 * each: heap_fix never allocates. */
+	if (qs->nfdq >= qs->heapcap) {
+		int n = qs->heapcap ? 2 * qs->heapcap : 64;
+		struct ap_fdq **heap = realloc(qs->heap, n * sizeof *heap);
+		if (!heap)
+			return NULL;
+		qs->heap = heap;
+		qs->heapcap = n;
+	}
+	q = calloc(1, sizeof *q);
+	if (!q)
+		return NULL;
+	q->fd = fd;
+	q->kind = kind;
+	q->heap_idx = -1;
+	qs->fds[fd] = q;
+	qs->nfdq++;
+	return q;
+}
+
+static void fdq_free_if_empty(struct ap_queues *qs, struct ap_fdq *q)
+{
+	if (q->blocked.head || q->ready.head || q->running.head)
+		return;
+	qs->fds[q->fd] = NULL;
+	qs->nfdq--;
+	free(q);
+}
+
+/* ---- moving requests --------------------------------------------------- */
+
+static void activate(struct ap_fdq *q, struct ap_req *r)
+{
+	struct ap_req *pos = q->ready.tail;
+
+	/* Newer than everything ready (blocked requests are never passed), so
+	 * it goes after every request of equal or higher priority. */
+	while (pos && pos->prio < r->prio)
+		pos = pos->prev;
+	list_insert_after(&q->ready, pos, r);
+	r->state = AP_ST_READY;
+	q->nactive++;
+	if (is_barrier(r))
+		q->barrier_active = true;
+	if (is_write(r))
+		q->nactive_writes++;
+}
+
+static void deactivate(struct ap_fdq *q, struct ap_req *r)
+{
+	q->nactive--;
+	if (is_barrier(r))
+		q->barrier_active = false;
+	if (is_write(r))
+		q->nactive_writes--;
+}
+
+static void promote(struct ap_fdq *q)
+{
+	struct ap_req *r;
+
+	while ((r = q->blocked.head) && may_activate(q, r)) {
+		list_unlink(&q->blocked, r);
+		activate(q, r);
+	}
+}
+
+void ap_q_enqueue(struct ap_queues *qs, struct ap_fdq *q, struct ap_req *r,
+		int limit)
+{
+	r->q = q;
+	r->seq = qs->seq++;
+	qs->nqueued++;
+	if (!q->blocked.head && may_activate(q, r)) {
+		activate(q, r);
+		heap_fix(qs, q, limit);
+	} else {
+		r->state = AP_ST_BLOCKED;
+		list_append(&q->blocked, r);
+	}
+}
+
+struct ap_req *ap_q_pick(struct ap_queues *qs, int limit)
+{
+	struct ap_fdq *q;
+	struct ap_req *r;
+
+	if (!qs->nheap)
+		return NULL;
+	q = qs->heap[0];
+	r = q->ready.head;
+	list_unlink(&q->ready, r);
+	list_append(&q->running, r);
+	r->state = AP_ST_RUNNING;
+	q->nrunning++;
+	qs->nqueued--;
+	qs->nrunning++;
+	heap_fix(qs, q, limit);
+	return r;
+}
+
+void ap_q_done(struct ap_queues *qs, struct ap_req *r, int limit)
+{
+	struct ap_fdq *q = r->q;
+
+	list_unlink(&q->running, r);
+	q->nrunning--;
+	qs->nrunning--;
+	deactivate(q, r);
+	r->q = NULL;
+	promote(q);
+	heap_fix(qs, q, limit);
+	fdq_free_if_empty(qs, q);
+}
+
+bool ap_q_remove(struct ap_queues *qs, struct ap_req *r, int limit)
+{
+	struct ap_fdq *q = r->q;
+
+	if (r->state == AP_ST_BLOCKED) {
+		list_unlink(&q->blocked, r);
+	} else if (r->state == AP_ST_READY) {
+		list_unlink(&q->ready, r);
+		deactivate(q, r);
+	} else {
+		return false;
+	}
+	qs->nqueued--;
+	r->q = NULL;
+	/* What r held back may go now: cancelling a queued request never
+	 * stalls the requests behind it. */
+	promote(q);
+	heap_fix(qs, q, limit);
+	fdq_free_if_empty(qs, q);
+	return true;
+}
+
+void ap_q_relimit(struct ap_queues *qs, int limit)
+{
+	for (int fd = 0; fd < qs->nfds; fd++)
+		if (qs->fds[fd])
+			heap_fix(qs, qs->fds[fd], limit);
+}
+
+void ap_q_reset(struct ap_queues *qs, void (*orphan)(struct ap_req *r))
+{
+	for (int fd = 0; fd < qs->nfds; fd++) {
+		struct ap_fdq *q = qs->fds[fd];
+		struct ap_list *lists[3];
+
+		if (!q)
+			continue;
+		lists[0] = &q->blocked;
+		lists[1] = &q->ready;
+		lists[2] = &q->running;
+		for (int i = 0; i < 3; i++) {
+			struct ap_req *r, *next;
+			for (r = lists[i]->head; r; r = next) {
+				next = r->next;
+				r->q = NULL;
+				r->next = r->prev = NULL;
+				orphan(r);
+			}
+		}
+		free(q);
+	}
+	free(qs->fds);
+	free(qs->heap);
+	*qs = (struct ap_queues){ 0 };
+}

@@ -1,0 +1,69 @@
+/* wait.c: wait channels: a sequence number that waiters sleep on with a
+ * futex and wakers bump.  Used by aio_suspend, lio_listio(LIO_WAIT) and
+ * io_getevents.  A waiter keeps no state anywhere but its own stack frame
+ * and the channel's waiter count, so a wait interrupted by a signal leaves
+ * nothing behind.
+ *
+ * Owns no lock.  The waiter count and the sequence are sequentially
+ * consistent atomics: a waiter counts itself, then re-reads seq; a waker
+ * bumps seq, then reads the count.  One of the two sees the other.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void ap_chan_wake(struct ap_chan *c)
+{
+	__atomic_add_fetch(&c->seq, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&c->waiters, __ATOMIC_SEQ_CST))
+		syscall(SYS_futex, &c->seq, FUTEX_WAKE_PRIVATE, INT_MAX,
+		        NULL, NULL, 0);
+}
+
+int ap_chan_wait(struct ap_chan *c, uint32_t seen, const struct timespec *deadline)
+{
+	struct timespec far;
+	long rc;
+	int err = 0;
+
+	/* Always wait with a deadline: the kernel then reports a signal
+	 * handler's run as EINTR, SA_RESTART or not. */
+	if (!deadline) {
+		ap_deadline(&far, &(struct timespec){ 3600, 0 });
+		deadline = &far;
+	}
+	__atomic_add_fetch(&c->waiters, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&c->seq, __ATOMIC_SEQ_CST) == seen) {
+		rc = syscall(SYS_futex, &c->seq,
+		             FUTEX_WAIT_BITSET_PRIVATE, seen, deadline, NULL,
+		             FUTEX_BITSET_MATCH_ANY);
+		if (rc < 0 && (errno == ETIMEDOUT || errno == EINTR))
+			err = errno;
+	}
+	__atomic_sub_fetch(&c->waiters, 1, __ATOMIC_SEQ_CST);
+	return err;
+}
+
+void ap_deadline(struct timespec *d, const struct timespec *rel)
+{
+	time_t sec = rel->tv_sec > (1L << 40) ? (1L << 40) : rel->tv_sec;
+
+	clock_gettime(CLOCK_MONOTONIC, d);
+	d->tv_sec += sec;   /* clamped: about 35,000 years is forever enough */
+	d->tv_nsec += rel->tv_nsec;
+	if (d->tv_nsec >= 1000000000L) {
+		d->tv_sec++;
+		d->tv_nsec -= 1000000000L;
+	}
+}
+
+bool ap_timespec_valid(const struct timespec *ts)
+{
+	return ts->tv_sec >= 0 && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000L;
+}
