@@ -41,7 +41,9 @@ int ap_sigevent_check(const struct sigevent *sev)
 	case SIGEV_NONE:
 		return 0;
 	case SIGEV_SIGNAL:
-		return signo_ok(sev->sigev_signo) ? 0 : EINVAL;
+		/* A zeroed aiocb asks for SIGEV_SIGNAL with signal 0: glibc
+		 * then sends nothing, and programs rely on it. */
+		return sev->sigev_signo == 0 || signo_ok(sev->sigev_signo) ? 0 : EINVAL;
 	case SIGEV_THREAD:
 		return sev->sigev_notify_function ? 0 : EINVAL;
 	case SIGEV_THREAD_ID:
@@ -204,7 +206,8 @@ void ap_notify(struct ap_notify_node *n)
 {
 	switch (n->sev.sigev_notify) {
 	case SIGEV_SIGNAL:
-		send_signal(&n->sev, 0);
+		if (n->sev.sigev_signo != 0)
+			send_signal(&n->sev, 0);
 		break;
 	case SIGEV_THREAD_ID:
 		send_signal(&n->sev, n->sev._sigev_un._tid);

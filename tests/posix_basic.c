@@ -83,3 +83,22 @@ Test(posix_basic, served_by_aiopool)
 	cr_assert_eq(after.completed, before.completed + 1);
 	close(fd);
 }
+
+/* Programs memset their aiocb and set only the I/O fields: sigev_notify is
+ * then SIGEV_SIGNAL (0) with signal 0, which glibc takes as "no signal". */
+Test(posix_basic, zeroed_aiocb_means_no_notification)
+{
+	int fd = temp_file(4096, 0);
+	char buf[64];
+	struct aiocb cb;
+
+	memset(&cb, 0, sizeof cb);
+	cb.aio_fildes = fd;
+	cb.aio_buf = buf;
+	cb.aio_nbytes = sizeof buf;
+	cr_assert_eq(cb.aio_sigevent.sigev_notify, SIGEV_SIGNAL);
+	cr_assert_eq(aio_read(&cb), 0, "aio_read: %s", strerror(errno));
+	cr_assert_eq(wait_aio(&cb), 0);
+	cr_assert_eq(aio_return(&cb), (ssize_t)sizeof buf);
+	close(fd);
+}
