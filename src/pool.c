@@ -250,6 +250,51 @@ void ap_complete_unqueued(struct ap_req *r)
 	r->ops->notify(r);
 }
 
+/* The fast path: a read the page cache can serve at once is done on the
+ * submitting thread with preadv2(RWF_NOWAIT), without a hand-off to a
+ * worker, which costs more than the read.  Only when nothing on the fd must
+ * go first: it has no queue, or it is a regular file with nothing blocked
+ * and no fsync pending.  Anything else (EAGAIN: not cached; a short read,
+ * which may be a partly cached range; a pipe) is queued as usual. */
+static bool try_inline(struct ap_req *r)
+{
+	struct iovec one = { r->buf, r->nbytes };
+	const struct iovec *iov = &one;
+	int cnt = 1;
+	size_t want = r->nbytes;
+	struct ap_fdq *q;
+	bool clear;
+	ssize_t n;
+
+	if (!knob(fastpath) || r->offset < 0)
+		return false;
+	if (r->op == AP_OP_READV) {
+		if (r->nbytes > 16)
+			return false;
+		iov = r->buf;
+		cnt = (int)r->nbytes;
+		want = 0;
+		for (int i = 0; i < cnt; i++)
+			want += iov[i].iov_len;
+	} else if (r->op != AP_OP_READ) {
+		return false;
+	}
+	pthread_mutex_lock(&engine.lock);
+	q = ap_q_lookup(&engine.q, r->fd);
+	clear = !q || (q->kind.parallel && !q->blocked.head && !q->barrier_active);
+	pthread_mutex_unlock(&engine.lock);
+	if (!clear)
+		return false;
+	n = preadv2(r->fd, iov, cnt, r->offset, r->rw_flags | RWF_NOWAIT);
+	if (n < 0 || (size_t)n != want || want == 0)
+		return false;
+	r->res = n;
+	r->err = 0;
+	r->fast = true;
+	ap_complete_unqueued(r);
+	return true;
+}
+
 int ap_submit(struct ap_req *r, int prio)
 {
 	struct ap_fdq *q;
@@ -259,6 +304,8 @@ int ap_submit(struct ap_req *r, int prio)
 	r->prio = prio;
 	if (r->fd < 0)
 		goto bad_fd;
+	if (try_inline(r))
+		return 0;
 	pthread_mutex_lock(&engine.lock);
 	while (!(q = ap_q_lookup(&engine.q, r->fd))) {
 		struct ap_fdkind kind;
