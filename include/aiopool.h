@@ -49,6 +49,9 @@ enum aiopool_knob {
 	                              AIOPOOL_CACHE (aio_init's aio_num) */
 	AIOPOOL_FASTPATH = 6,      /* 1: try cached reads inline with RWF_NOWAIT,
 	                              0: always queue; AIOPOOL_FASTPATH */
+	AIOPOOL_RUNNABLE = 7,      /* workers runnable at once (not blocked in
+	                              I/O), 1..1024, default: online CPUs;
+	                              AIOPOOL_RUNNABLE */
 };
 
 /* 0, or -1 with errno EINVAL for an unknown knob or a value out of range.

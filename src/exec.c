@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -62,4 +63,33 @@ void ap_exec(struct ap_req *r, bool seekable)
 	} while (n < 0 && errno == EINTR);
 	r->res = n;
 	r->err = n < 0 ? errno : 0;
+}
+
+bool ap_exec_nowait(struct ap_req *r)
+{
+	struct iovec one = { r->buf, r->nbytes };
+	const struct iovec *iov = &one;
+	int cnt = 1;
+	size_t want = r->nbytes;
+	ssize_t n;
+
+	if (r->op == AP_OP_READV) {
+		if (r->nbytes == 0 || r->nbytes > 16)
+			return false;
+		iov = r->buf;
+		cnt = (int)r->nbytes;
+		want = 0;
+		for (int i = 0; i < cnt; i++)
+			want += iov[i].iov_len;
+	} else if (r->op != AP_OP_READ) {
+		return false;
+	}
+	if (want == 0 || want > SSIZE_MAX || r->offset < 0)
+		return false;
+	n = preadv2(r->fd, iov, cnt, r->offset, r->rw_flags | RWF_NOWAIT);
+	if (n < 0 || (size_t)n != want)
+		return false;
+	r->res = n;
+	r->err = 0;
+	return true;
 }

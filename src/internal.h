@@ -93,6 +93,7 @@ struct ap_req {
 	int prio;                     /* higher runs first */
 	unsigned char state;          /* enum ap_state */
 	bool fast;                    /* completed inline (fast path) */
+	bool uncached;                /* the fast path found it not cached */
 
 	/* The operation, set by the front end before ap_submit, then read-only. */
 	unsigned char op;             /* enum ap_op */
@@ -135,6 +136,7 @@ struct ap_knobs {
 	int fd_concurrency;
 	int cache;
 	int fastpath;
+	int runnable;
 };
 
 AP_HIDDEN extern struct ap_knobs ap_knobs;
@@ -177,8 +179,13 @@ AP_HIDDEN void ap_complete_unqueued(struct ap_req *r);
 /* ---- exec.c ----------------------------------------------------------- */
 
 /* Runs r's system call on the calling thread; sets r->res and r->err.
- * serial tells whether the fd is not seekable (read/write, not pread). */
-AP_HIDDEN void ap_exec(struct ap_req *r, bool serial);
+ * seekable: pread/pwrite at r->offset, else read/write at the position. */
+AP_HIDDEN void ap_exec(struct ap_req *r, bool seekable);
+/* Tries a read on a seekable fd with RWF_NOWAIT: true if it transferred
+ * everything asked (r->res, r->err set); false if it would have had to wait
+ * for the device, came back short or failed, and r must be run with
+ * ap_exec (a read can be done again). */
+AP_HIDDEN bool ap_exec_nowait(struct ap_req *r);
 
 /* ---- notify.c --------------------------------------------------------- */
 

@@ -10,10 +10,19 @@
  * libaio ring lock taken inside ops->finish.  No system call, notification
  * or user code runs under engine.lock, but for pthread_cond_* on it.
  *
- * Workers are created on demand when work is queued and no idle worker is
- * there to take it, up to AIOPOOL_MAX_THREADS; they block every signal, and
- * exit after AIOPOOL_IDLE_MS without work.  A worker finishing a request
- * picks its next one in the same critical section, then notifies outside it.
+ * Workers are created on demand, up to AIOPOOL_MAX_THREADS; they block
+ * every signal, and exit after AIOPOOL_IDLE_MS without work.  A worker
+ * finishing a request picks its next one in the same critical section, then
+ * notifies outside it.
+ *
+ * How many workers run: about one per CPU (AIOPOOL_RUNNABLE), plus one for
+ * each worker blocked in I/O.  Queued work wakes or starts a worker only
+ * while fewer than AIOPOOL_RUNNABLE are runnable ("active").  A worker
+ * leaves the active set while it waits for a device: for a request that
+ * will block (fsync, O_DIRECT, a pipe or socket, a read the cache cannot
+ * serve), or when its RWF_NOWAIT attempt at a read says it would block.
+ * So cached I/O runs on as many threads as CPUs, not on every thread the
+ * pool may have, and slow I/O still gets a thread per request in flight.
  */
 #include "config.h"
 
@@ -41,6 +50,7 @@ struct ap_knobs ap_knobs = {
 	.fd_concurrency = 16,
 	.cache = 64,              /* glibc's aio_num default */
 	.fastpath = 0,
+	.runnable = 1,            /* set to the online CPUs at start-up */
 };
 
 static struct {
@@ -48,6 +58,7 @@ static struct {
 	pthread_cond_t work;      /* idle workers wait here, CLOCK_MONOTONIC */
 	struct ap_queues q;
 	int nthreads;             /* workers alive or being started */
+	int nactive;              /* runnable: not idle, not blocked in I/O */
 	int nidle;                /* waiting on `work` */
 	int nwaking;              /* signalled and not yet awake */
 	long inflight;            /* accepted, not yet finished */
@@ -141,6 +152,7 @@ static int start_worker(void)
 	if (err) {
 		pthread_mutex_lock(&engine.lock);
 		engine.nthreads--;
+		engine.nactive--;
 		pthread_mutex_unlock(&engine.lock);
 		return err;
 	}
@@ -148,11 +160,13 @@ static int start_worker(void)
 	return 0;
 }
 
-/* Work is queued: wakes an idle worker, or reserves a new one for the
- * caller to start (true) when none is idle and the pool may grow. */
+/* Work is queued and fewer workers than wanted are runnable: wakes an idle
+ * worker, or reserves a new one (counted as active) for the caller to start
+ * (true) when none is idle and the pool may grow. */
 static bool kick_locked(void)
 {
-	if (!ap_q_has_work(&engine.q))
+	if (!ap_q_has_work(&engine.q) ||
+	    engine.nactive + engine.nwaking >= knob(runnable))
 		return false;
 	if (engine.nidle > engine.nwaking) {
 		engine.nwaking++;
@@ -161,9 +175,30 @@ static bool kick_locked(void)
 	}
 	if (engine.nthreads < knob(max_threads)) {
 		engine.nthreads++;
+		engine.nactive++;
 		return true;
 	}
 	return false;
+}
+
+/* How a worker runs a request: staying runnable, or leaving the active set
+ * for the time it waits for a device. */
+enum run_class {
+	RUN_CPU,     /* served by the page cache or buffered: stays active */
+	RUN_PROBE,   /* a read: tried with RWF_NOWAIT first */
+	RUN_BLOCK,   /* waits for a device or a peer */
+};
+
+static enum run_class run_class(const struct ap_req *r, const struct ap_fdkind *k)
+{
+	bool read = r->op == AP_OP_READ || r->op == AP_OP_READV;
+
+	if (!k->parallel || k->direct || r->uncached ||
+	    r->op == AP_OP_FSYNC || r->op == AP_OP_FDSYNC)
+		return RUN_BLOCK;
+	if (read)
+		return RUN_PROBE;
+	return k->sync ? RUN_BLOCK : RUN_CPU;
 }
 
 /* A running request is done: update its fd's queue, publish the result. */
@@ -187,12 +222,22 @@ static bool idle_wait(void)
 		return false;
 	ap_deadline(&deadline, &(struct timespec){ ms / 1000,
 	                                           (ms % 1000) * 1000000L });
+	engine.nactive--;
 	engine.nidle++;
 	rc = pthread_cond_timedwait(&engine.work, &engine.lock, &deadline);
 	engine.nidle--;
+	engine.nactive++;
 	if (engine.nwaking > 0)
 		engine.nwaking--;
 	return rc != ETIMEDOUT || ap_q_has_work(&engine.q);
+}
+
+/* Leaves the active set for a wait on a device, letting another worker
+ * take the queue meanwhile. */
+static void block_begin_locked(bool *spawn)
+{
+	engine.nactive--;
+	*spawn |= kick_locked();
 }
 
 static void *worker(void *arg)
@@ -203,33 +248,55 @@ static void *worker(void *arg)
 	pthread_mutex_lock(&engine.lock);
 	for (;;) {
 		struct ap_req *r = NULL;
-		bool more = false, seekable = false;
+		enum run_class cls;
+		bool seekable, spawn;
 
 		if (done)
 			finish_locked(done);
 		if (engine.nthreads <= knob(max_threads))
 			r = ap_q_pick(&engine.q, knob(fd_concurrency));
-		if (r) {
-			more = kick_locked();
-			seekable = r->q->kind.seekable;
-		}
-		if (r || done) {
+		if (!r && done) {
 			pthread_mutex_unlock(&engine.lock);
-			if (done)
-				done->ops->notify(done);
+			done->ops->notify(done);
 			done = NULL;
-			if (more)
-				start_worker();
-			if (r) {
-				ap_exec(r, seekable);
-				done = r;
-			}
 			pthread_mutex_lock(&engine.lock);
 			continue;
 		}
-		if (engine.nthreads > knob(max_threads) || !idle_wait())
-			break;
+		if (!r) {
+			if (engine.nthreads > knob(max_threads) || !idle_wait())
+				break;
+			continue;
+		}
+		seekable = r->q->kind.seekable;
+		cls = run_class(r, &r->q->kind);
+		spawn = false;
+		if (cls == RUN_BLOCK)
+			block_begin_locked(&spawn);
+		else
+			spawn = kick_locked();
+		pthread_mutex_unlock(&engine.lock);
+
+		if (done)
+			done->ops->notify(done);
+		if (spawn)
+			start_worker();
+		if (cls == RUN_PROBE && !ap_exec_nowait(r)) {
+			cls = RUN_BLOCK;
+			spawn = false;
+			pthread_mutex_lock(&engine.lock);
+			block_begin_locked(&spawn);
+			pthread_mutex_unlock(&engine.lock);
+			if (spawn)
+				start_worker();
+		}
+		if (cls != RUN_PROBE)
+			ap_exec(r, seekable);
+		done = r;
+		pthread_mutex_lock(&engine.lock);
+		if (cls == RUN_BLOCK)
+			engine.nactive++;
 	}
+	engine.nactive--;
 	engine.nthreads--;
 	pthread_mutex_unlock(&engine.lock);
 	return NULL;
@@ -258,38 +325,22 @@ void ap_complete_unqueued(struct ap_req *r)
  * which may be a partly cached range; a pipe) is queued as usual. */
 static bool try_inline(struct ap_req *r)
 {
-	struct iovec one = { r->buf, r->nbytes };
-	const struct iovec *iov = &one;
-	int cnt = 1;
-	size_t want = r->nbytes;
 	struct ap_fdq *q;
 	bool clear;
-	ssize_t n;
 
-	if (!knob(fastpath) || r->offset < 0)
+	if (!knob(fastpath) || (r->op != AP_OP_READ && r->op != AP_OP_READV))
 		return false;
-	if (r->op == AP_OP_READV) {
-		if (r->nbytes > 16)
-			return false;
-		iov = r->buf;
-		cnt = (int)r->nbytes;
-		want = 0;
-		for (int i = 0; i < cnt; i++)
-			want += iov[i].iov_len;
-	} else if (r->op != AP_OP_READ) {
-		return false;
-	}
 	pthread_mutex_lock(&engine.lock);
 	q = ap_q_lookup(&engine.q, r->fd);
-	clear = !q || (q->kind.parallel && !q->blocked.head && !q->barrier_active);
+	clear = !q || (q->kind.parallel && !q->kind.direct &&
+	               !q->blocked.head && !q->barrier_active);
 	pthread_mutex_unlock(&engine.lock);
 	if (!clear)
 		return false;
-	n = preadv2(r->fd, iov, cnt, r->offset, r->rw_flags | RWF_NOWAIT);
-	if (n < 0 || (size_t)n != want || want == 0)
+	if (!ap_exec_nowait(r)) {
+		r->uncached = true;  /* the worker need not try again */
 		return false;
-	r->res = n;
-	r->err = 0;
+	}
 	r->fast = true;
 	ap_complete_unqueued(r);
 	return true;
@@ -452,6 +503,7 @@ static bool knob_ok(int k, long v)
 	case AIOPOOL_FD_CONCURRENCY: return v >= 1 && v <= 1024;
 	case AIOPOOL_CACHE:          return v >= 0 && v <= (1L << 20);
 	case AIOPOOL_FASTPATH:       return v == 0 || v == 1;
+	case AIOPOOL_RUNNABLE:       return v >= 1 && v <= 1024;
 	}
 	return false;
 }
@@ -465,6 +517,7 @@ static void knob_store(int k, long v)
 	case AIOPOOL_FD_CONCURRENCY: ap_store(&ap_knobs.fd_concurrency, (int)v); break;
 	case AIOPOOL_CACHE:          ap_store(&ap_knobs.cache, (int)v); break;
 	case AIOPOOL_FASTPATH:       ap_store(&ap_knobs.fastpath, (int)v); break;
+	case AIOPOOL_RUNNABLE:       ap_store(&ap_knobs.runnable, (int)v); break;
 	}
 }
 
@@ -503,6 +556,7 @@ AP_EXPORT long aiopool_get(int k)
 	case AIOPOOL_FD_CONCURRENCY: return knob(fd_concurrency);
 	case AIOPOOL_CACHE:          return knob(cache);
 	case AIOPOOL_FASTPATH:       return knob(fastpath);
+	case AIOPOOL_RUNNABLE:       return knob(runnable);
 	}
 	errno = EINVAL;
 	return -1;
@@ -592,7 +646,7 @@ static void fork_child(void)
 {
 	pthread_mutex_unlock(&cache.lock);
 	ap_q_reset(&engine.q, orphan);
-	engine.nthreads = engine.nidle = engine.nwaking = 0;
+	engine.nthreads = engine.nactive = engine.nidle = engine.nwaking = 0;
 	engine.inflight = 0;
 	memset(&count, 0, sizeof count);
 	init_cond();
@@ -620,12 +674,16 @@ static void env_knob(const char *name, int k)
 
 __attribute__((constructor)) static void ap_init(void)
 {
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
 	init_cond();
+	knob_store(AIOPOOL_RUNNABLE, cpus < 1 ? 1 : cpus > 1024 ? 1024 : cpus);
 	env_knob("AIOPOOL_THREADS", AIOPOOL_MAX_THREADS);
 	env_knob("AIOPOOL_IDLE_MS", AIOPOOL_IDLE_MS);
 	env_knob("AIOPOOL_MAX_QUEUED", AIOPOOL_MAX_QUEUED);
 	env_knob("AIOPOOL_FD_CONCURRENCY", AIOPOOL_FD_CONCURRENCY);
 	env_knob("AIOPOOL_CACHE", AIOPOOL_CACHE);
 	env_knob("AIOPOOL_FASTPATH", AIOPOOL_FASTPATH);
+	env_knob("AIOPOOL_RUNNABLE", AIOPOOL_RUNNABLE);
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }

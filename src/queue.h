@@ -16,6 +16,8 @@ struct ap_fdkind {
 	bool parallel;   /* regular file or block device: positional requests
 	                    may run side by side */
 	bool append;     /* opened with O_APPEND: writes one at a time, in order */
+	bool direct;     /* O_DIRECT: every transfer waits for the device */
+	bool sync;       /* O_SYNC or O_DSYNC: every write waits for the device */
 	bool bad;        /* not an open fd */
 };
 
