@@ -221,6 +221,16 @@ static inline uint32_t ap_chan_seq(struct ap_chan *c)
 AP_HIDDEN void ap_deadline(struct timespec *deadline, const struct timespec *rel);
 AP_HIDDEN bool ap_timespec_valid(const struct timespec *ts);
 
+/* ---- spinning --------------------------------------------------------- */
+
+/* Online CPUs, at start-up.  Spinning only makes sense with more than one. */
+AP_HIDDEN extern int ap_ncpus;
+/* How long a thread about to sleep first spins waiting for what it waits
+ * for: about the cost of the sleep and wake-up it may save. */
+#define AP_SPIN_NS 20000L
+/* Spins until cond(arg) or AP_SPIN_NS passed; returns cond's last value. */
+AP_HIDDEN bool ap_spin(bool (*cond)(void *arg), void *arg);
+
 /* ---- helpers ---------------------------------------------------------- */
 
 #define AP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

@@ -64,6 +64,8 @@ static struct {
 	long inflight;            /* accepted, not yet finished */
 } engine = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
+int ap_ncpus = 1;
+
 static struct {
 	unsigned long long submitted, completed, cancelled, fastpath,
 	                   threads_created;
@@ -211,6 +213,28 @@ static void finish_locked(struct ap_req *r)
 	ap_add(&count.completed, 1);
 }
 
+static bool work_queued(void *arg)
+{
+	(void)arg;
+	return ap_q_work_hint(&engine.q);
+}
+
+/* Before sleeping, an out-of-work worker spins a little with the lock
+ * dropped: a submitter refilling its queue depth often brings the next
+ * request within microseconds, and a worker that is awake and active
+ * takes it without a wake-up. */
+static bool spin_for_work(void)
+{
+	bool found;
+
+	if (ap_ncpus < 2)
+		return false;
+	pthread_mutex_unlock(&engine.lock);
+	found = ap_spin(work_queued, NULL);
+	pthread_mutex_lock(&engine.lock);
+	return found && ap_q_has_work(&engine.q);
+}
+
 /* Waits for work for up to the idle time: false if none came. */
 static bool idle_wait(void)
 {
@@ -263,7 +287,9 @@ static void *worker(void *arg)
 			continue;
 		}
 		if (!r) {
-			if (engine.nthreads > knob(max_threads) || !idle_wait())
+			if (engine.nthreads > knob(max_threads))
+				break;
+			if (!spin_for_work() && !idle_wait())
 				break;
 			continue;
 		}
@@ -629,6 +655,18 @@ static void orphan(struct ap_req *r)
 	free(r);
 }
 
+/* The engine lock is held for microseconds at a time: spinning a little on
+ * contention beats sleeping (glibc's adaptive mutex). */
+static void init_lock(void)
+{
+	pthread_mutexattr_t ma;
+
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&engine.lock, &ma);
+	pthread_mutexattr_destroy(&ma);
+}
+
 static void init_cond(void)
 {
 	pthread_condattr_t ca;
@@ -676,8 +714,10 @@ __attribute__((constructor)) static void ap_init(void)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
+	ap_ncpus = cpus < 1 ? 1 : cpus > 1024 ? 1024 : (int)cpus;
+	init_lock();
 	init_cond();
-	knob_store(AIOPOOL_RUNNABLE, cpus < 1 ? 1 : cpus > 1024 ? 1024 : cpus);
+	knob_store(AIOPOOL_RUNNABLE, ap_ncpus);
 	env_knob("AIOPOOL_THREADS", AIOPOOL_MAX_THREADS);
 	env_knob("AIOPOOL_IDLE_MS", AIOPOOL_IDLE_MS);
 	env_knob("AIOPOOL_MAX_QUEUED", AIOPOOL_MAX_QUEUED);

@@ -153,7 +153,9 @@ static void heap_down(struct ap_queues *qs, int i)
 static void heap_remove(struct ap_queues *qs, struct ap_fdq *q)
 {
 	int i = q->heap_idx;
-	struct ap_fdq *last = qs->heap[--qs->nheap];
+	struct ap_fdq *last = qs->heap[qs->nheap - 1];
+
+	ap_store_relaxed(&qs->nheap, qs->nheap - 1);
 
 	q->heap_idx = -1;
 	if (last == q)
@@ -175,7 +177,8 @@ static void heap_fix(struct ap_queues *qs, struct ap_fdq *q, int limit)
 		return;
 	}
 	if (q->heap_idx < 0) {
-		q->heap_idx = qs->nheap++;
+		q->heap_idx = qs->nheap;
+		ap_store_relaxed(&qs->nheap, qs->nheap + 1);
 		qs->heap[q->heap_idx] = q;
 	}
 	heap_up(qs, q->heap_idx);

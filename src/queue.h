@@ -45,7 +45,8 @@ struct ap_queues {
 	struct ap_fdq **fds;     /* indexed by fd number */
 	int nfds;
 	struct ap_fdq **heap;    /* run heap: best ready request on top */
-	int nheap, heapcap;
+	int nheap, heapcap;      /* nheap is stored atomically: read unlocked
+	                            by spinning workers (ap_q_work_hint) */
 	int nfdq;                /* fdqs in fds */
 	uint64_t seq;
 	unsigned long nqueued;   /* blocked + ready, all fds */
@@ -82,6 +83,12 @@ AP_HIDDEN void ap_q_reset(struct ap_queues *qs, void (*orphan)(struct ap_req *r)
 static inline bool ap_q_has_work(const struct ap_queues *qs)
 {
 	return qs->nheap > 0;
+}
+
+/* Without the lock: is there work, probably?  For spinning only. */
+static inline bool ap_q_work_hint(const struct ap_queues *qs)
+{
+	return ap_load_relaxed(&qs->nheap) > 0;
 }
 
 #endif

@@ -26,11 +26,47 @@ void ap_chan_wake(struct ap_chan *c)
 		        NULL, NULL, 0);
 }
 
+bool ap_spin(bool (*cond)(void *arg), void *arg)
+{
+	struct timespec t0, t;
+
+	if (ap_ncpus < 2)
+		return cond(arg);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		for (int i = 0; i < 32; i++) {
+			if (cond(arg))
+				return true;
+			__builtin_ia32_pause();
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec - t0.tv_nsec > AP_SPIN_NS)
+			return cond(arg);
+	}
+}
+
+struct chan_moved {
+	struct ap_chan *c;
+	uint32_t seen;
+};
+
+static bool chan_moved(void *arg)
+{
+	struct chan_moved *m = arg;
+
+	return ap_chan_seq(m->c) != m->seen;
+}
+
 int ap_chan_wait(struct ap_chan *c, uint32_t seen, const struct timespec *deadline)
 {
 	struct timespec far;
 	long rc;
 	int err = 0;
+
+	/* A completion often comes within microseconds: catching it here
+	 * saves both the sleep and the waker's futex call. */
+	if (ap_spin(chan_moved, &(struct chan_moved){ c, seen }))
+		return 0;
 
 	/* Always wait with a deadline: the kernel then reports a signal
 	 * handler's run as EINTR, SA_RESTART or not. */
