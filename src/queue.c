@@ -71,8 +71,11 @@ struct ap_fdkind ap_fd_kind(int fd)
 	k.append = (fl & O_APPEND) != 0;
 	k.direct = (fl & O_DIRECT) != 0;
 	k.sync = (fl & (O_SYNC | O_DSYNC)) != 0;
-	k.seekable = lseek(fd, 0, SEEK_CUR) >= 0;
-	k.parallel = k.seekable && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+	k.parallel = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+	if (k.parallel)
+		k.seekable = true;
+	else if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode))
+		k.seekable = lseek(fd, 0, SEEK_CUR) >= 0;  /* char devices vary */
 	return k;
 }
 
