@@ -35,7 +35,7 @@
 /* Operations the engine executes. */
 enum ap_op {
 	AP_OP_READ,    /* pread(fd, buf, nbytes, offset); read() if not seekable */
-	AP_OP_WRITE,   /* pwrite; write() if not seekable or O_APPEND */
+	AP_OP_WRITE,   /* pwrite (appends on O_APPEND); write() if not seekable */
 	AP_OP_READV,   /* preadv2(fd, iov=buf, iovcnt=nbytes, offset, rw_flags) */
 	AP_OP_WRITEV,  /* pwritev2 */
 	AP_OP_FSYNC,   /* fsync: a barrier on its fd */
@@ -210,8 +210,12 @@ struct ap_chan {
 };
 AP_HIDDEN void ap_chan_wake(struct ap_chan *c);
 /* Sleeps while c->seq == seen, until deadline (CLOCK_MONOTONIC, NULL =
- * none).  0 when woken (maybe spuriously), ETIMEDOUT or EINTR. */
+ * none).  0 when woken (maybe spuriously), ETIMEDOUT or EINTR.  Leaves
+ * errno as it was. */
 AP_HIDDEN int ap_chan_wait(struct ap_chan *c, uint32_t seen,
+		const struct timespec *deadline);
+/* The same, and a cancellation point (aio_suspend). */
+AP_HIDDEN int ap_chan_wait_cancellable(struct ap_chan *c, uint32_t seen,
 		const struct timespec *deadline);
 static inline uint32_t ap_chan_seq(struct ap_chan *c)
 {

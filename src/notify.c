@@ -238,6 +238,7 @@ void ap_notify_atfork_child(void)
 {
 	np.head = np.tail = NULL;
 	np.nthreads = np.nidle = 0;
+	ap_notify_failed = 0;   /* counters start again in the child */
 	init_cv();
 	pthread_mutex_unlock(&np.lock);
 }

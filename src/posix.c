@@ -298,6 +298,7 @@ static int p_suspend(const struct aiocb *const list[], int nent,
 		errno = EINVAL;
 		return -1;
 	}
+	pthread_testcancel();
 	if (timeout)
 		ap_deadline(&deadline, timeout);
 	for (;;) {
@@ -314,7 +315,8 @@ static int p_suspend(const struct aiocb *const list[], int nent,
 		}
 		if (!waiting)
 			return 0;   /* nothing to wait for (all NULL), as glibc */
-		err = ap_chan_wait(&posix_chan, seen, timeout ? &deadline : NULL);
+		err = ap_chan_wait_cancellable(&posix_chan, seen,
+		                               timeout ? &deadline : NULL);
 		if (err) {
 			errno = err == ETIMEDOUT ? EAGAIN : err;
 			return -1;

@@ -57,11 +57,42 @@ static bool chan_moved(void *arg)
 	return ap_chan_seq(m->c) != m->seen;
 }
 
-int ap_chan_wait(struct ap_chan *c, uint32_t seen, const struct timespec *deadline)
+static void unwait(void *arg)
+{
+	struct ap_chan *c = arg;
+
+	__atomic_sub_fetch(&c->waiters, 1, __ATOMIC_SEQ_CST);
+}
+
+static long futex_wait(struct ap_chan *c, uint32_t seen, const struct timespec *deadline)
+{
+	return syscall(SYS_futex, &c->seq, FUTEX_WAIT_BITSET_PRIVATE, seen,
+	               deadline, NULL, FUTEX_BITSET_MATCH_ANY);
+}
+
+/* A cancellation point: the only thing to undo is our place in the waiter
+ * count. */
+static long futex_wait_cancellable(struct ap_chan *c, uint32_t seen,
+		const struct timespec *deadline)
+{
+	long rc;
+	int type;
+
+	pthread_cleanup_push(unwait, c);
+	pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &type);
+	rc = futex_wait(c, seen, deadline);
+	pthread_setcanceltype(type, NULL);
+	pthread_cleanup_pop(0);
+	return rc;
+}
+
+static int chan_wait(struct ap_chan *c, uint32_t seen,
+		const struct timespec *deadline, bool cancellable)
 {
 	struct timespec far;
+	bool forever = !deadline;
+	int saved = errno, err = 0;
 	long rc;
-	int err = 0;
 
 	/* A completion often comes within microseconds: catching it here
 	 * saves both the sleep and the waker's futex call. */
@@ -69,21 +100,35 @@ int ap_chan_wait(struct ap_chan *c, uint32_t seen, const struct timespec *deadli
 		return 0;
 
 	/* Always wait with a deadline: the kernel then reports a signal
-	 * handler's run as EINTR, SA_RESTART or not. */
-	if (!deadline) {
+	 * handler's run as EINTR, SA_RESTART or not.  Without one, the wait
+	 * ends after an hour as a spurious wake-up; callers loop. */
+	if (forever) {
 		ap_deadline(&far, &(struct timespec){ 3600, 0 });
 		deadline = &far;
 	}
 	__atomic_add_fetch(&c->waiters, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&c->seq, __ATOMIC_SEQ_CST) == seen) {
-		rc = syscall(SYS_futex, &c->seq,
-		             FUTEX_WAIT_BITSET_PRIVATE, seen, deadline, NULL,
-		             FUTEX_BITSET_MATCH_ANY);
-		if (rc < 0 && (errno == ETIMEDOUT || errno == EINTR))
-			err = errno;
+		rc = cancellable ? futex_wait_cancellable(c, seen, deadline)
+		                 : futex_wait(c, seen, deadline);
+		if (rc < 0 && errno == EINTR)
+			err = EINTR;
+		else if (rc < 0 && errno == ETIMEDOUT && !forever)
+			err = ETIMEDOUT;
 	}
-	__atomic_sub_fetch(&c->waiters, 1, __ATOMIC_SEQ_CST);
+	unwait(c);
+	errno = saved;
 	return err;
+}
+
+int ap_chan_wait(struct ap_chan *c, uint32_t seen, const struct timespec *deadline)
+{
+	return chan_wait(c, seen, deadline, false);
+}
+
+int ap_chan_wait_cancellable(struct ap_chan *c, uint32_t seen,
+		const struct timespec *deadline)
+{
+	return chan_wait(c, seen, deadline, true);
 }
 
 void ap_deadline(struct timespec *d, const struct timespec *rel)
