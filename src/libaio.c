@@ -1,0 +1,1417 @@
+/* libaio.c: the libaio front end (libaio.so.1's API and ABI, x86_64), on
+ * the same engine and queues as the POSIX front end.
+ *
+ * Owns:
+ *   reg      the registry of live contexts, a hash table keyed by handle,
+ *            guarded by reg.lock (a rwlock).  Every call validates its
+ *            handle here before touching anything, so a garbage, destroyed
+ *            or foreign handle gives -EINVAL without being dereferenced.
+ *   poller   the POLL poller: a thread that poll()s every waiting POLL
+ *            request, so that they never occupy a worker.  poller.lock.
+ *   each struct ap_ctx: its ring (ring_lock), its io_pgetevents waiters
+ *            (lock), and atomics: refs, reserved, pushed.
+ *
+ * Locks: reg.lock, poller.lock and a context's lock are never held across
+ * an engine call, nor together but by fork's prepare handler (reg.lock,
+ * then poller.lock).  ring_lock is the innermost lock of all, taken in
+ * aio_finish under the engine lock and by readers of the ring.
+ *
+ * A context is one allocation: struct ap_ctx, then the ring, laid out as
+ * the kernel's struct aio_ring (32-byte header, then the events).  The
+ * handle given to the program is the ring's address, so programs that reap
+ * straight from the ring (fio's userspace_reap) work.  The ring has
+ * nr_events + 1 slots: room for nr_events events in flight or unreaped.
+ * Room is counted as the requests in flight (accepted, event not yet in
+ * the ring) plus the events between head and tail, head as the program
+ * left it (see ctx_reserve).
+ *
+ * Lifetime: refs counts the calls using a context and the requests it has
+ * in flight (until their notify has run); io_destroy takes the context out
+ * of the registry, sets CTX_DEAD in refs, cancels what is queued, and waits
+ * for the count to reach zero before it frees the memory.
+ *
+ * Differences from kernel AIO (also in <aiopool/libaio.h>, for aiopool(7)):
+ *   - io_getevents with min_nr == 0 and a non-zero (or NULL) timeout waits
+ *     for one event while requests are in flight: kernel AIO completes
+ *     buffered I/O inside io_submit, and programs rely on that.
+ *   - io_cancel cancels anything still queued, writes its event (res
+ *     -ECANCELED) to *result and returns 0; no event for it is queued.  A
+ *     running request gives -EAGAIN, an unknown or finished one -EINVAL.
+ *   - io_queue_wait waits until an event is ready, nothing is in flight,
+ *     or the timeout passes; it returns 0 (the timeout is not updated).
+ *   - IOCB_FLAG_IOPRIO: the class and level order the request among this
+ *     process's requests (RT level L -> priority 16-L, BE level L -> 4-L,
+ *     IDLE -> -20, NONE -> 0, on the scale where POSIX requests get
+ *     sched_priority - aio_reqprio); the RT class needs no privilege.
+ *   - A context of nr events accepts nr requests in flight or unreaped
+ *     (the kernel rounds nr up); io_setup's -EAGAIN compares nr alone with
+ *     fs.aio-max-nr (not the sum over all contexts of the system).
+ *   - aio_rw_flags outside the RWF_* flags known are -EOPNOTSUPP at
+ *     submission; a known flag the kernel refuses for that file comes back
+ *     as the event's res.
+ *   - POLL's res is poll(2)'s revents for the requested events (and
+ *     POLLERR, POLLHUP, POLLNVAL).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "aiopool/libaio.h"
+#include "internal.h"
+
+/* ---- the ABI ------------------------------------------------------------- */
+
+_Static_assert(sizeof(struct iocb) == 64, "struct iocb is 64 bytes");
+_Static_assert(sizeof(struct io_event) == 32, "struct io_event is 32 bytes");
+_Static_assert(offsetof(struct iocb, key) == 8 &&
+               offsetof(struct iocb, aio_rw_flags) == 12 &&
+               offsetof(struct iocb, aio_lio_opcode) == 16 &&
+               offsetof(struct iocb, aio_reqprio) == 18 &&
+               offsetof(struct iocb, aio_fildes) == 20 &&
+               offsetof(struct iocb, u.c.buf) == 24 &&
+               offsetof(struct iocb, u.c.nbytes) == 32 &&
+               offsetof(struct iocb, u.c.offset) == 40 &&
+               offsetof(struct iocb, u.c.__pad3) == 48 &&
+               offsetof(struct iocb, u.c.flags) == 56 &&
+               offsetof(struct iocb, u.c.resfd) == 60 &&
+               offsetof(struct iocb, u.v.vec) == 24 &&
+               offsetof(struct iocb, u.v.nr) == 32 &&
+               offsetof(struct iocb, u.poll.events) == 24,
+               "struct iocb has the kernel's layout");
+_Static_assert(offsetof(struct io_event, obj) == 8 &&
+               offsetof(struct io_event, res) == 16 &&
+               offsetof(struct io_event, res2) == 24,
+               "struct io_event has the kernel's layout");
+
+#define IOCB_RESFD  (1u << 0)   /* IOCB_FLAG_RESFD */
+#define IOCB_IOPRIO (1u << 1)   /* IOCB_FLAG_IOPRIO */
+
+/* The kernel's struct aio_ring. */
+struct aio_ring {
+	unsigned id;
+	unsigned nr;
+	unsigned head;          /* written by the program or under ring_lock */
+	unsigned tail;
+	unsigned magic;
+	unsigned compat_features;
+	unsigned incompat_features;
+	unsigned header_length;
+	struct io_event io_events[];
+};
+_Static_assert(sizeof(struct aio_ring) == 32, "the ring header is 32 bytes");
+
+#define AIO_RING_MAGIC 0xa10a10a1u
+#define MAX_EVENTS 4194304u      /* the kernel's bound on nr_events */
+#define IOPRIO_CLASS_SHIFT 13
+#define IOV_MAX_SEGS 1024        /* UIO_MAXIOV */
+/* RWF_HIPRI, DSYNC, SYNC, NOWAIT, APPEND, NOAPPEND, ATOMIC, DONTCACHE:
+ * passed to preadv2/pwritev2, which reports what the kernel refuses. */
+#define RWF_KNOWN 0xffu
+
+/* User addresses end below 2^56 (5-level paging); past it, or in the first
+ * page, a pointer is not the program's: -EFAULT without touching it. */
+#define USER_END (1ULL << 56)
+
+static bool bad_ptr(const void *p, size_t len)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	return a < 4096 || a >= USER_END || len > USER_END - a;
+}
+
+/* ---- contexts and the registry ------------------------------------------- */
+
+#define CTX_DEAD (1u << 31)
+
+struct pwaiter {
+	struct pwaiter *next, *prev;
+	int efd;
+};
+
+struct ap_ctx {
+	struct ap_ctx *hnext;         /* registry chain, under reg.lock */
+	struct aio_ring *ring;        /* == the handle */
+	uint32_t nr;                  /* ring slots (ring->nr may be scribbled) */
+	uint32_t nevents;             /* io_setup's nr */
+	uint32_t refs;                /* CTX_DEAD | calls and requests using it */
+	uint32_t npw;                 /* io_pgetevents waiters */
+	/* Monotonic counts: accepted requests (less those that ended without
+	 * an event), and events pushed into the ring.  reserved - pushed is
+	 * what is in flight; pushed % nr is the ring's tail. */
+	uint64_t reserved;
+	uint64_t pushed;              /* written under ring_lock */
+	struct ap_chan chan;          /* io_getevents waiters */
+	pthread_mutex_t ring_lock;    /* innermost: events, head and tail */
+	pthread_mutex_t lock;         /* pw */
+	struct pwaiter *pw;
+};
+
+#define RING_OFFSET ((sizeof(struct ap_ctx) + 63) & ~(size_t)63)
+
+static struct {
+	pthread_rwlock_t lock;
+	struct ap_ctx **tab;
+	unsigned bits;                /* tab has 1 << bits chains, or none */
+	size_t n;
+	unsigned next_id;
+} reg = {
+	/* Lookups are many and short; io_setup, io_destroy and fork must not
+	 * starve behind them. */
+#ifdef PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP
+	.lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP,
+#else
+	.lock = PTHREAD_RWLOCK_INITIALIZER,
+#endif
+};
+
+/* io_destroy waits here for a dead context's references to drop. */
+static struct ap_chan destroy_chan;
+
+static size_t reg_hash(const void *handle, unsigned bits)
+{
+	uint64_t h = (uint64_t)(uintptr_t)handle >> 6;
+
+	return (size_t)((h * 0x9e3779b97f4a7c15ULL) >> (64 - bits));
+}
+
+/* Under reg.lock. */
+static struct ap_ctx **reg_slot(const void *handle)
+{
+	struct ap_ctx **p;
+
+	if (!reg.tab)
+		return NULL;
+	for (p = &reg.tab[reg_hash(handle, reg.bits)]; *p; p = &(*p)->hnext)
+		if ((void *)(*p)->ring == handle)
+			return p;
+	return NULL;
+}
+
+/* Under reg.lock (write): one more context.  false on ENOMEM. */
+static bool reg_insert(struct ap_ctx *ctx)
+{
+	if (reg.n + 1 > ((size_t)1 << reg.bits) || !reg.tab) {
+		unsigned bits = reg.tab ? reg.bits + 1 : 6;
+		struct ap_ctx **tab = calloc((size_t)1 << bits, sizeof *tab);
+
+		if (!tab)
+			return false;
+		for (size_t i = 0; reg.tab && i < ((size_t)1 << reg.bits); i++) {
+			struct ap_ctx *c, *next;
+			for (c = reg.tab[i]; c; c = next) {
+				size_t h = reg_hash(c->ring, bits);
+				next = c->hnext;
+				c->hnext = tab[h];
+				tab[h] = c;
+			}
+		}
+		free(reg.tab);
+		reg.tab = tab;
+		reg.bits = bits;
+	}
+	size_t h = reg_hash(ctx->ring, reg.bits);
+	ctx->hnext = reg.tab[h];
+	reg.tab[h] = ctx;
+	reg.n++;
+	return true;
+}
+
+/* The live context of a handle, with a reference; NULL if there is none. */
+static struct ap_ctx *ctx_get(io_context_t handle)
+{
+	struct ap_ctx **p, *ctx = NULL;
+
+	if (!handle)
+		return NULL;
+	pthread_rwlock_rdlock(&reg.lock);
+	if ((p = reg_slot(handle)) != NULL) {
+		ctx = *p;
+		ap_add(&ctx->refs, 1);
+	}
+	pthread_rwlock_unlock(&reg.lock);
+	return ctx;
+}
+
+/* Drops a reference; ctx may be freed as soon as this returns. */
+static void ctx_put(struct ap_ctx *ctx)
+{
+	if (__atomic_sub_fetch(&ctx->refs, 1, __ATOMIC_ACQ_REL) == CTX_DEAD)
+		ap_chan_wake(&destroy_chan);
+}
+
+static bool ctx_dead(struct ap_ctx *ctx)
+{
+	return (__atomic_load_n(&ctx->refs, __ATOMIC_SEQ_CST) & CTX_DEAD) != 0;
+}
+
+/* Wakes everyone waiting on ctx for an event (or for its death). */
+static void ctx_wake(struct ap_ctx *ctx)
+{
+	ap_chan_wake(&ctx->chan);   /* a full barrier: then look at npw */
+	if (__atomic_load_n(&ctx->npw, __ATOMIC_SEQ_CST)) {
+		pthread_mutex_lock(&ctx->lock);
+		for (struct pwaiter *w = ctx->pw; w; w = w->next) {
+			uint64_t one = 1;
+			ssize_t n = write(w->efd, &one, sizeof one);
+			(void)n;   /* a full counter wakes the waiter too */
+		}
+		pthread_mutex_unlock(&ctx->lock);
+	}
+}
+
+/* Events in the ring not yet reaped, given the count of events pushed,
+ * with head as the program left it. */
+static uint32_t ring_used(struct ap_ctx *ctx, uint64_t pushed)
+{
+	uint32_t tail = (uint32_t)(pushed % ctx->nr);
+	uint32_t head = ap_load_relaxed(&ctx->ring->head);
+
+	if (head >= ctx->nr)
+		head %= ctx->nr;
+	return tail >= head ? tail - head : tail + ctx->nr - head;
+}
+
+/* Requests accepted whose event is not in the ring yet.  pushed is read
+ * first: a count read later is never below it. */
+static uint64_t ctx_inflight(struct ap_ctx *ctx)
+{
+	uint64_t p = ap_load(&ctx->pushed);
+
+	return ap_load(&ctx->reserved) - p;
+}
+
+/* Takes a slot for one more request: false when the ring has no room.
+ * Room is nevents - (in flight + unreaped), both computed from one read of
+ * `pushed`, so an event moving from one to the other is counted once. */
+static bool ctx_reserve(struct ap_ctx *ctx)
+{
+	for (;;) {
+		uint64_t s = ap_load(&ctx->reserved);
+		uint64_t p = ap_load(&ctx->pushed);
+
+		if ((int64_t)(s - p) < 0)
+			continue;   /* s is stale: others came and went since */
+		if (s - p + ring_used(ctx, p) >= ctx->nevents) {
+			if (ap_load(&ctx->reserved) != s)
+				continue;   /* stale: cancellations may have freed room */
+			return false;
+		}
+		if (__atomic_compare_exchange_n(&ctx->reserved, &s, s + 1, false,
+		                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			return true;
+	}
+}
+
+/* A reserved request ends without an event (refused, or cancelled). */
+static void ctx_unreserve(struct ap_ctx *ctx)
+{
+	__atomic_sub_fetch(&ctx->reserved, 1, __ATOMIC_RELEASE);
+}
+
+/* Copies up to nr events out of the ring, oldest first. */
+static long ring_reap(struct ap_ctx *ctx, struct io_event *ev, long nr)
+{
+	struct aio_ring *ring = ctx->ring;
+	uint32_t head, tail;
+	long n = 0;
+
+	if (nr <= 0)
+		return 0;
+	head = ap_load_relaxed(&ring->head);
+	if (head < ctx->nr && head == ap_load(&ctx->pushed) % ctx->nr)
+		return 0;   /* empty: no lock needed to say so */
+	pthread_mutex_lock(&ctx->ring_lock);
+	tail = (uint32_t)(ctx->pushed % ctx->nr);
+	head = ap_load_relaxed(&ring->head);
+	if (head >= ctx->nr)
+		head %= ctx->nr;
+	while (head != tail && n < nr) {
+		ev[n++] = ring->io_events[head];
+		head = head + 1 == ctx->nr ? 0 : head + 1;
+	}
+	ap_store(&ring->head, head);
+	pthread_mutex_unlock(&ctx->ring_lock);
+	return n;
+}
+
+/* ---- the engine's view of a libaio request -------------------------------- */
+
+static void aio_finish(struct ap_req *r);
+static void aio_notify(struct ap_req *r);
+static void aio_orphan(struct ap_req *r);
+
+static const struct ap_ops aio_ops = {
+	.finish = aio_finish,
+	.notify = aio_notify,
+	.orphan = aio_orphan,
+	.kind = AP_KIND_LIBAIO,
+};
+
+/* Under the engine lock: the event goes into the ring.  A request that
+ * ends as ECANCELED was cancelled by io_cancel (which hands its event to
+ * the caller) or by io_destroy (which discards it): the engine never gives
+ * ECANCELED otherwise, so no event is queued and no eventfd signalled. */
+static void aio_finish(struct ap_req *r)
+{
+	struct ap_ctx *ctx = r->u.aio.ctx;
+	struct io_event *ev;
+	uint64_t p;
+
+	if (r->err == ECANCELED) {
+		r->u.aio.resfd = -1;
+		ctx_unreserve(ctx);
+		return;
+	}
+	pthread_mutex_lock(&ctx->ring_lock);
+	p = ctx->pushed;
+	ev = &ctx->ring->io_events[p % ctx->nr];
+	ev->data = r->u.aio.data;
+	ev->obj = r->u.aio.iocb;
+	ev->res = r->err ? (unsigned long)-(long)r->err : (unsigned long)r->res;
+	ev->res2 = 0;
+	ap_store(&ctx->pushed, p + 1);   /* the event, then the counts */
+	ap_store(&ctx->ring->tail, (unsigned)((p + 1) % ctx->nr));
+	pthread_mutex_unlock(&ctx->ring_lock);
+}
+
+/* Without the engine lock: the event is in the ring (or cancelled). */
+static void aio_notify(struct ap_req *r)
+{
+	struct ap_ctx *ctx = r->u.aio.ctx;
+
+	if (r->u.aio.resfd >= 0) {
+		uint64_t one = 1;
+		ssize_t n = write(r->u.aio.resfd, &one, sizeof one);
+		(void)n;   /* as the kernel: an overflowing count is not an error */
+	}
+	ctx_wake(ctx);
+	if (r->op == AP_OP_READV || r->op == AP_OP_WRITEV)
+		free(r->buf);   /* our copy of the iovec array */
+	ap_req_free(r);
+	ctx_put(ctx);       /* last: ctx may go away now */
+}
+
+/* In a fork child: the parent's contexts are not the child's. */
+static void aio_orphan(struct ap_req *r)
+{
+	(void)r;
+}
+
+/* ---- the POLL poller ------------------------------------------------------ */
+
+/* A waiting POLL request is on poller.head's list (through r->next/prev,
+ * which the engine does not use for a request it never queued).  For each
+ * round of poll() the thread notes in the requests it polls the round
+ * number (r->seq) and their slot (r->prio): after poll() returns it looks
+ * only at requests still on the list and polled in this round, so a request
+ * cancelled meanwhile is never touched. */
+static struct {
+	pthread_mutex_t lock;
+	struct ap_req *head, *tail;
+	size_t n;
+	uint64_t round;
+	int wakefd;           /* eventfd: the list changed */
+	bool started;
+} poller = { .lock = PTHREAD_MUTEX_INITIALIZER, .wakefd = -1 };
+
+static void poll_unlink(struct ap_req *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		poller.head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		poller.tail = r->prev;
+	r->next = r->prev = NULL;
+	poller.n--;
+}
+
+static void poller_kick(void)
+{
+	uint64_t one = 1;
+	int fd = ap_load_relaxed(&poller.wakefd);
+
+	if (fd >= 0) {
+		ssize_t n = write(fd, &one, sizeof one);
+		(void)n;
+	}
+}
+
+static void *poller_main(void *arg)
+{
+	struct pollfd *pfd = NULL;
+	size_t cap = 0;
+
+	(void)arg;
+	pthread_mutex_lock(&poller.lock);
+	for (;;) {
+		struct ap_req *r, *next, *done = NULL, **donep = &done;
+		uint64_t round = ++poller.round;
+		size_t n = 1;
+		int rc;
+
+		if (cap < poller.n + 1) {
+			size_t c = (poller.n + 1) * 2;
+			struct pollfd *p = realloc(pfd, c * sizeof *p);
+			if (p) {
+				pfd = p;
+				cap = c;
+			}
+		}
+		if (!pfd) {   /* no memory yet: try again shortly */
+			pthread_mutex_unlock(&poller.lock);
+			poll(NULL, 0, 10);
+			pthread_mutex_lock(&poller.lock);
+			continue;
+		}
+		pfd[0] = (struct pollfd){ poller.wakefd, POLLIN, 0 };
+		for (r = poller.head; r && n < cap; r = r->next) {
+			r->seq = round;
+			r->prio = (int)n;
+			pfd[n++] = (struct pollfd){ r->fd, r->poll_events, 0 };
+		}
+		pthread_mutex_unlock(&poller.lock);
+		rc = poll(pfd, (nfds_t)n, -1);
+		if (rc > 0 && (pfd[0].revents & POLLIN)) {
+			uint64_t v;
+			ssize_t k = read(pfd[0].fd, &v, sizeof v);
+			(void)k;
+		}
+		pthread_mutex_lock(&poller.lock);
+		if (rc <= 0)
+			continue;
+		for (r = poller.head; r; r = next) {
+			next = r->next;
+			if (r->seq != round || !pfd[r->prio].revents)
+				continue;
+			poll_unlink(r);
+			r->res = pfd[r->prio].revents;
+			r->err = 0;
+			r->notify_next = NULL;
+			*donep = r;
+			donep = &r->notify_next;
+		}
+		if (done) {
+			pthread_mutex_unlock(&poller.lock);
+			for (r = done; r; r = next) {
+				next = r->notify_next;
+				ap_complete_unqueued(r);
+			}
+			pthread_mutex_lock(&poller.lock);
+		}
+	}
+	return NULL;
+}
+
+/* Under poller.lock: starts the thread if it is not there.  0 or errno. */
+static int poller_start_locked(void)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	sigset_t all, old;
+	int err;
+
+	if (poller.started)
+		return 0;
+	if (poller.wakefd < 0) {
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd < 0)
+			return EAGAIN;
+		ap_store_relaxed(&poller.wakefd, fd);
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 64 * 1024 > PTHREAD_STACK_MIN ?
+	                          64 * 1024 : PTHREAD_STACK_MIN);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);   /* the poller takes none */
+	err = pthread_create(&t, &attr, poller_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (err)
+		return EAGAIN;
+	poller.started = true;
+	return 0;
+}
+
+/* Queues a POLL request: completes it at once if its fd is ready, else
+ * hands it to the poller.  0 or an errno value (r is then still ours). */
+static int poll_submit(struct ap_req *r)
+{
+	struct pollfd p = { r->fd, r->poll_events, 0 };
+	int err;
+
+	if (poll(&p, 1, 0) > 0) {
+		r->res = p.revents;
+		r->err = 0;
+		ap_complete_unqueued(r);
+		return 0;
+	}
+	pthread_mutex_lock(&poller.lock);
+	if (ctx_dead(r->u.aio.ctx)) {
+		/* io_destroy has already swept the poller. */
+		pthread_mutex_unlock(&poller.lock);
+		return EINVAL;
+	}
+	if ((err = poller_start_locked()) != 0) {
+		pthread_mutex_unlock(&poller.lock);
+		return err;
+	}
+	r->state = AP_ST_POLLING;
+	r->seq = 0;
+	r->next = NULL;
+	r->prev = poller.tail;
+	if (poller.tail)
+		poller.tail->next = r;
+	else
+		poller.head = r;
+	poller.tail = r;
+	poller.n++;
+	pthread_mutex_unlock(&poller.lock);
+	poller_kick();
+	return 0;
+}
+
+/* Takes ctx's waiting POLL requests off the poller (iocb NULL: all of
+ * them) and completes them as cancelled.  How many it took. */
+static int poll_cancel(struct ap_ctx *ctx, struct iocb *iocb, void **data)
+{
+	struct ap_req *r, *next, *done = NULL;
+	int n = 0;
+
+	pthread_mutex_lock(&poller.lock);
+	for (r = poller.head; r; r = next) {
+		next = r->next;
+		if (r->u.aio.ctx != ctx || (iocb && r->u.aio.iocb != iocb))
+			continue;
+		poll_unlink(r);
+		if (data)
+			*data = r->u.aio.data;
+		r->notify_next = done;
+		done = r;
+		n++;
+	}
+	pthread_mutex_unlock(&poller.lock);
+	if (n)
+		poller_kick();   /* it need not poll them any more */
+	for (r = done; r; r = next) {
+		next = r->notify_next;
+		r->res = -1;
+		r->err = ECANCELED;
+		ap_complete_unqueued(r);
+	}
+	return n;
+}
+
+/* ---- fork ----------------------------------------------------------------- */
+
+static void aio_atfork_prepare(void)
+{
+	pthread_rwlock_wrlock(&reg.lock);
+	pthread_mutex_lock(&poller.lock);
+}
+
+static void aio_atfork_parent(void)
+{
+	pthread_mutex_unlock(&poller.lock);
+	pthread_rwlock_unlock(&reg.lock);
+}
+
+/* The child has none of the parent's contexts, as with the kernel: they
+ * are forgotten (their memory is left as it is: the child's copy costs
+ * nothing until written, and no new context can reuse their addresses),
+ * so their handles give -EINVAL.  The poller thread is the parent's. */
+static void aio_atfork_child(void)
+{
+	pthread_rwlockattr_t ra;
+
+	reg.tab = NULL;
+	reg.bits = 0;
+	reg.n = 0;
+	pthread_rwlockattr_init(&ra);
+#ifdef PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+	pthread_rwlock_init(&reg.lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	if (poller.wakefd >= 0)
+		close(poller.wakefd);   /* shared with the parent's poller */
+	poller.wakefd = -1;
+	poller.head = poller.tail = NULL;
+	poller.n = 0;
+	poller.started = false;
+	pthread_mutex_init(&poller.lock, NULL);
+	destroy_chan = (struct ap_chan){ 0, 0 };
+}
+
+__attribute__((constructor)) static void aio_init(void)
+{
+	ap_atfork_register(aio_atfork_prepare, aio_atfork_parent,
+	                   aio_atfork_child);
+}
+
+/* ---- io_setup, io_destroy ------------------------------------------------- */
+
+static unsigned long aio_max_nr(void)
+{
+	static unsigned long cached;
+	unsigned long v = ap_load_relaxed(&cached);
+	FILE *f;
+
+	if (v)
+		return v;
+	v = 65536;   /* the kernel's default */
+	if ((f = fopen("/proc/sys/fs/aio-max-nr", "re")) != NULL) {
+		unsigned long x;
+		if (fscanf(f, "%lu", &x) == 1 && x > 0)
+			v = x;
+		fclose(f);
+	}
+	ap_store_relaxed(&cached, v);
+	return v;
+}
+
+static int la_setup(int maxevents, io_context_t *ctxp)
+{
+	struct ap_ctx *ctx;
+	struct aio_ring *ring;
+	unsigned nr = (unsigned)maxevents;
+	pthread_mutexattr_t ma;
+	void *mem;
+
+	if (bad_ptr(ctxp, sizeof *ctxp))
+		return -EFAULT;
+	if (*ctxp)
+		return -EINVAL;
+	if (nr == 0 || nr > MAX_EVENTS)   /* a negative int is huge */
+		return -EINVAL;
+	if (nr > aio_max_nr())
+		return -EAGAIN;
+	if (posix_memalign(&mem, 64, RING_OFFSET + sizeof *ring +
+	                   (size_t)(nr + 1) * sizeof(struct io_event)))
+		return -ENOMEM;
+	ctx = mem;
+	memset(ctx, 0, sizeof *ctx);
+	ring = (struct aio_ring *)((char *)mem + RING_OFFSET);
+	ctx->ring = ring;
+	ctx->nr = nr + 1;
+	ctx->nevents = nr;
+	pthread_mutexattr_init(&ma);
+	pthread_mutex_init(&ctx->ring_lock, &ma);
+	pthread_mutex_init(&ctx->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
+	*ring = (struct aio_ring){
+		.nr = ctx->nr,
+		.magic = AIO_RING_MAGIC,
+		.compat_features = 1,
+		.incompat_features = 0,
+		.header_length = sizeof *ring,
+	};
+	pthread_rwlock_wrlock(&reg.lock);
+	ring->id = reg.next_id++;
+	if (!reg_insert(ctx)) {
+		pthread_rwlock_unlock(&reg.lock);
+		free(mem);
+		return -ENOMEM;
+	}
+	pthread_rwlock_unlock(&reg.lock);
+	*ctxp = (io_context_t)ring;
+	return 0;
+}
+
+static bool match_ctx(const struct ap_req *r, void *ctx)
+{
+	return r->ops == &aio_ops && r->u.aio.ctx == ctx;
+}
+
+static int la_destroy(io_context_t handle)
+{
+	struct ap_ctx **p, *ctx = NULL;
+
+	if (!handle)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&reg.lock);
+	if ((p = reg_slot(handle)) != NULL) {
+		ctx = *p;
+		*p = ctx->hnext;
+		reg.n--;
+		__atomic_or_fetch(&ctx->refs, CTX_DEAD, __ATOMIC_SEQ_CST);
+	}
+	pthread_rwlock_unlock(&reg.lock);
+	if (!ctx)
+		return -EINVAL;   /* never was, or destroyed already */
+
+	ctx_wake(ctx);                       /* waiters: -EINVAL */
+	poll_cancel(ctx, NULL, NULL);        /* waiting POLLs */
+	ap_cancel(-1, match_ctx, ctx);       /* queued requests */
+	for (;;) {                           /* running ones, and callers */
+		uint32_t seen = ap_chan_seq(&destroy_chan);
+		if (ap_load(&ctx->refs) == CTX_DEAD)
+			break;
+		ap_chan_wait(&destroy_chan, seen, NULL);
+	}
+	ap_store_relaxed(&ctx->ring->magic, 0u);
+	pthread_mutex_destroy(&ctx->ring_lock);
+	pthread_mutex_destroy(&ctx->lock);
+	free(ctx);
+	return 0;
+}
+
+/* ---- io_submit -------------------------------------------------------------- */
+
+/* The ioprio class and level on the engine's priority scale. */
+static int ioprio_to_prio(short reqprio, int *prio)
+{
+	unsigned v = (unsigned short)reqprio;
+	unsigned cls = v >> IOPRIO_CLASS_SHIFT;
+	unsigned level = v & 7;   /* bits 3..12 are hints: ignored */
+
+	switch (cls) {
+	case 0:   /* NONE: the default */
+		if (level)
+			return EINVAL;
+		*prio = 0;
+		return 0;
+	case 1:   /* RT */
+		*prio = 16 - (int)level;
+		return 0;
+	case 2:   /* BE */
+		*prio = 4 - (int)level;
+		return 0;
+	case 3:   /* IDLE */
+		*prio = -20;
+		return 0;
+	}
+	return EINVAL;
+}
+
+/* 0 if fd is an eventfd, else EBADF or EINVAL. */
+static int check_eventfd(int fd)
+{
+	char path[40], link[32];
+	ssize_t n;
+
+	if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+		return EBADF;
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof link - 1);
+	if (n < 0)
+		return 0;   /* no /proc to ask: take the program's word */
+	link[n] = '\0';
+	return strcmp(link, "anon_inode:[eventfd]") == 0 ? 0 : EINVAL;
+}
+
+static bool bad_buf(const void *buf, size_t len)
+{
+	uintptr_t a = (uintptr_t)buf;
+
+	return len && (a >= USER_END || len > USER_END - a);
+}
+
+/* Validates and copies an iovec array: 0 or an errno value. */
+static int copy_iov(const struct iocb *iocb, struct iovec **out)
+{
+	const struct iovec *iov = iocb->u.v.vec;
+	unsigned long cnt = iocb->u.v.nr;
+	size_t total = 0;
+	struct iovec *copy;
+
+	if (cnt > IOV_MAX_SEGS)
+		return EINVAL;
+	if (cnt && bad_ptr(iov, cnt * sizeof *iov))
+		return EFAULT;
+	if (!(copy = malloc((cnt ? cnt : 1) * sizeof *copy)))
+		return EAGAIN;
+	for (unsigned long i = 0; i < cnt; i++) {
+		copy[i] = iov[i];
+		if (copy[i].iov_len > SSIZE_MAX - total) {
+			free(copy);
+			return EINVAL;
+		}
+		total += copy[i].iov_len;
+		if (bad_buf(copy[i].iov_base, copy[i].iov_len)) {
+			free(copy);
+			return EFAULT;
+		}
+	}
+	*out = copy;
+	return 0;
+}
+
+/* Queues one iocb: 0 or an errno value (then nothing was queued). */
+static int submit_one(struct ap_ctx *ctx, struct iocb *iocb)
+{
+	struct ap_req *r;
+	struct iovec *iov = NULL;
+	int op, fl, prio = 0, resfd = -1, err;
+	bool in = false, out = false;
+
+	if (bad_ptr(iocb, sizeof *iocb))
+		return EFAULT;
+	if (iocb->u.c.__pad3 != 0 || (ssize_t)iocb->u.c.nbytes < 0)
+		return EINVAL;
+	if (!ctx_reserve(ctx))
+		return EAGAIN;
+
+	err = EBADF;
+	if ((fl = fcntl(iocb->aio_fildes, F_GETFL)) < 0 || (fl & O_PATH))
+		goto fail;
+	if (iocb->u.c.flags & IOCB_RESFD) {
+		resfd = (int)iocb->u.c.resfd;
+		if ((err = check_eventfd(resfd)) != 0)
+			goto fail;
+	}
+	iocb->key = 0;   /* as the kernel does */
+
+	err = EINVAL;
+	switch (iocb->aio_lio_opcode) {
+	case IO_CMD_PREAD:   op = AP_OP_READ;   in = true;  break;
+	case IO_CMD_PWRITE:  op = AP_OP_WRITE;  out = true; break;
+	case IO_CMD_PREADV:  op = AP_OP_READV;  in = true;  break;
+	case IO_CMD_PWRITEV: op = AP_OP_WRITEV; out = true; break;
+	case IO_CMD_FSYNC:   op = AP_OP_FSYNC;  break;
+	case IO_CMD_FDSYNC:  op = AP_OP_FDSYNC; break;
+	case IO_CMD_POLL:    op = AP_OP_POLL;   break;
+	default:             goto fail;   /* NOOP and unknown */
+	}
+
+	if (in || out) {
+		if ((iocb->u.c.flags & IOCB_IOPRIO) &&
+		    (err = ioprio_to_prio(iocb->aio_reqprio, &prio)) != 0)
+			goto fail;
+		err = EOPNOTSUPP;
+		if (iocb->aio_rw_flags & ~RWF_KNOWN)
+			goto fail;
+		err = EBADF;
+		if ((in && (fl & O_ACCMODE) == O_WRONLY) ||
+		    (out && (fl & O_ACCMODE) == O_RDONLY))
+			goto fail;
+		err = EINVAL;
+		if (iocb->u.c.offset < 0)
+			goto fail;
+		if (op == AP_OP_READV || op == AP_OP_WRITEV) {
+			if ((err = copy_iov(iocb, &iov)) != 0)
+				goto fail;
+		} else if (bad_buf(iocb->u.c.buf, iocb->u.c.nbytes)) {
+			err = EFAULT;
+			goto fail;
+		}
+	} else if (op == AP_OP_FSYNC || op == AP_OP_FDSYNC) {
+		struct stat st;
+		if (iocb->u.c.buf || iocb->u.c.nbytes || iocb->u.c.offset ||
+		    iocb->aio_rw_flags)
+			goto fail;
+		if (fstat(iocb->aio_fildes, &st) < 0) {
+			err = EBADF;
+			goto fail;
+		}
+		if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+			goto fail;   /* nothing to sync: fsync(2) says EINVAL */
+	} else {   /* POLL: the events fill the 64-bit buf field's low 16 bits */
+		if (((uint64_t)(uintptr_t)iocb->u.c.buf & ~(uint64_t)0xffff) ||
+		    iocb->u.c.nbytes || iocb->u.c.offset || iocb->aio_rw_flags)
+			goto fail;
+	}
+
+	err = EAGAIN;
+	if (!(r = ap_req_alloc())) {
+		free(iov);
+		goto fail;
+	}
+	r->op = (unsigned char)op;
+	r->fd = iocb->aio_fildes;
+	r->rw_flags = (int)iocb->aio_rw_flags;
+	if (iov) {
+		r->buf = iov;
+		r->nbytes = iocb->u.v.nr;
+	} else if (in || out) {
+		r->buf = iocb->u.c.buf;
+		r->nbytes = iocb->u.c.nbytes;
+	}
+	r->offset = (in || out) ? (off_t)iocb->u.c.offset : 0;
+	r->poll_events = (short)(iocb->u.poll.events | POLLERR | POLLHUP);
+	r->ops = &aio_ops;
+	r->u.aio.ctx = ctx;
+	r->u.aio.iocb = iocb;
+	r->u.aio.data = iocb->data;
+	r->u.aio.resfd = resfd;
+	ap_add(&ctx->refs, 1);   /* dropped by aio_notify */
+
+	/* From here on r may complete, and be freed, at any moment. */
+	err = op == AP_OP_POLL ? poll_submit(r) : ap_submit(r, prio);
+	if (err) {
+		free(iov);
+		ap_req_free(r);
+		ctx_put(ctx);
+		goto fail;
+	}
+	return 0;
+
+fail:
+	ctx_unreserve(ctx);
+	return err;
+}
+
+static int la_submit(io_context_t handle, long nr, struct iocb *ios[])
+{
+	struct ap_ctx *ctx;
+	long i = 0;
+	int err = 0;
+
+	if (nr < 0)
+		return -EINVAL;
+	if (!(ctx = ctx_get(handle)))
+		return -EINVAL;
+	if (nr > 0 && bad_ptr(ios, sizeof *ios))
+		err = EFAULT;
+	for (; !err && i < nr; i++) {
+		if (ctx_dead(ctx))
+			err = EINVAL;   /* io_destroy has begun meanwhile */
+		else
+			err = submit_one(ctx, ios[i]);
+		if (err)
+			break;
+	}
+	ctx_put(ctx);
+	return i ? (int)i : -err;
+}
+
+/* ---- io_getevents, io_pgetevents, io_queue_wait ---------------------------- */
+
+struct waitspec {
+	bool nowait;              /* {0, 0} */
+	bool forever;             /* NULL, or negative as the kernel reads it */
+	struct timespec deadline; /* CLOCK_MONOTONIC */
+};
+
+static void waitspec_init(struct waitspec *w, const struct timespec *t)
+{
+	*w = (struct waitspec){ 0 };
+	if (!t || t->tv_sec < 0 || t->tv_nsec < 0) {
+		w->forever = true;    /* the kernel never returns either */
+	} else if (t->tv_sec == 0 && t->tv_nsec == 0) {
+		w->nowait = true;
+	} else {   /* tv_nsec past a second counts, as the kernel's does */
+		struct timespec rel = { t->tv_sec, t->tv_nsec % 1000000000L };
+		long extra = t->tv_nsec / 1000000000L;
+		rel.tv_sec = rel.tv_sec > (1L << 40) ? (1L << 40) : rel.tv_sec + extra;
+		ap_deadline(&w->deadline, &rel);
+	}
+}
+
+/* Time left until w's deadline, for ppoll; false if none is left. */
+static bool waitspec_left(const struct waitspec *w, struct timespec *left)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	left->tv_sec = w->deadline.tv_sec - now.tv_sec;
+	left->tv_nsec = w->deadline.tv_nsec - now.tv_nsec;
+	if (left->tv_nsec < 0) {
+		left->tv_nsec += 1000000000L;
+		left->tv_sec--;
+	}
+	return left->tv_sec >= 0 && (left->tv_sec > 0 || left->tv_nsec > 0);
+}
+
+/* Enough collected?  min_nr == 0 with a wait allowed waits for one event
+ * while requests are in flight (see the top of the file). */
+static bool enough(struct ap_ctx *ctx, long got, long min_nr, long nr,
+		const struct waitspec *w)
+{
+	if (got < min_nr)
+		return false;
+	if (got == 0 && min_nr == 0 && nr > 0 && !w->nowait)
+		return ctx_inflight(ctx) == 0;
+	return true;
+}
+
+/* The waiting part of io_pgetevents with a signal mask: ppoll on an
+ * eventfd of our own swaps the mask atomically, as the kernel does. */
+static long getevents_masked(struct ap_ctx *ctx, long min_nr, long nr,
+		struct io_event *events, const struct waitspec *w,
+		const sigset_t *mask)
+{
+	struct pwaiter me = { .efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
+	long got = 0, ret;
+
+	if (me.efd < 0)
+		return -ENOMEM;
+	pthread_mutex_lock(&ctx->lock);
+	me.next = ctx->pw;
+	if (ctx->pw)
+		ctx->pw->prev = &me;
+	ctx->pw = &me;
+	__atomic_add_fetch(&ctx->npw, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&ctx->lock);
+
+	for (;;) {
+		struct pollfd p = { me.efd, POLLIN, 0 };
+		struct timespec left;
+		int rc;
+
+		got += ring_reap(ctx, events + got, nr - got);
+		if (enough(ctx, got, min_nr, nr, w))
+			break;
+		if (ctx_dead(ctx)) {
+			if (!got)
+				got = -EINVAL;
+			break;
+		}
+		if (w->nowait)
+			break;
+		if (!w->forever && !waitspec_left(w, &left)) {
+			got += ring_reap(ctx, events + got, nr - got);
+			break;
+		}
+		rc = ppoll(&p, 1, w->forever ? NULL : &left, mask);
+		if (rc < 0 && errno == EINTR) {
+			if (!got)
+				got = -EINTR;
+			break;
+		}
+		if (rc > 0) {
+			uint64_t v;
+			ssize_t k = read(me.efd, &v, sizeof v);
+			(void)k;
+		}
+	}
+
+	pthread_mutex_lock(&ctx->lock);
+	if (me.prev)
+		me.prev->next = me.next;
+	else
+		ctx->pw = me.next;
+	if (me.next)
+		me.next->prev = me.prev;
+	__atomic_sub_fetch(&ctx->npw, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&ctx->lock);
+	close(me.efd);
+	ret = got;
+	return ret;
+}
+
+static int getevents(io_context_t handle, long min_nr, long nr,
+		struct io_event *events, const struct timespec *timeout,
+		const sigset_t *mask)
+{
+	struct ap_ctx *ctx;
+	struct waitspec w;
+	long got = 0;
+
+	if (timeout && bad_ptr(timeout, sizeof *timeout))
+		return -EFAULT;
+	if (!(ctx = ctx_get(handle)))
+		return -EINVAL;
+	if (min_nr < 0 || min_nr > nr) {
+		got = -EINVAL;
+		goto out;
+	}
+	if (nr > 0 && bad_ptr(events, sizeof *events)) {
+		got = -EFAULT;
+		goto out;
+	}
+	if (nr > INT_MAX)
+		nr = INT_MAX;   /* the count must fit the int returned */
+	if (min_nr > nr)
+		min_nr = nr;
+	waitspec_init(&w, timeout);
+	if (mask) {
+		got = getevents_masked(ctx, min_nr, nr, events, &w, mask);
+		goto out;
+	}
+	for (;;) {
+		uint32_t seen = ap_chan_seq(&ctx->chan);
+		int err;
+
+		got += ring_reap(ctx, events + got, nr - got);
+		if (enough(ctx, got, min_nr, nr, &w))
+			break;
+		if (ctx_dead(ctx)) {
+			if (!got)
+				got = -EINVAL;
+			break;
+		}
+		if (w.nowait)
+			break;
+		err = ap_chan_wait(&ctx->chan, seen, w.forever ? NULL : &w.deadline);
+		if (err == EINTR) {
+			if (!got)
+				got = -EINTR;
+			break;
+		}
+		if (err == ETIMEDOUT && !w.forever) {
+			got += ring_reap(ctx, events + got, nr - got);
+			break;
+		}
+	}
+out:
+	ctx_put(ctx);
+	return (int)got;
+}
+
+static int la_getevents(io_context_t ctx, long min_nr, long nr,
+		struct io_event *events, struct timespec *timeout)
+{
+	return getevents(ctx, min_nr, nr, events, timeout, NULL);
+}
+
+static int la_pgetevents(io_context_t ctx, long min_nr, long nr,
+		struct io_event *events, struct timespec *timeout,
+		sigset_t *sigmask)
+{
+	if (sigmask && bad_ptr(sigmask, sizeof(unsigned long)))
+		return -EFAULT;
+	return getevents(ctx, min_nr, nr, events, timeout, sigmask);
+}
+
+static int la_queue_wait(io_context_t handle, struct timespec *timeout)
+{
+	struct ap_ctx *ctx;
+	struct waitspec w;
+	int ret = 0;
+
+	if (timeout && bad_ptr(timeout, sizeof *timeout))
+		return -EFAULT;
+	if (!(ctx = ctx_get(handle)))
+		return -EINVAL;
+	waitspec_init(&w, timeout);
+	for (;;) {
+		uint32_t seen = ap_chan_seq(&ctx->chan);
+		int err;
+
+		if (ring_used(ctx, ap_load(&ctx->pushed)) || ctx_inflight(ctx) == 0)
+			break;
+		if (ctx_dead(ctx)) {
+			ret = -EINVAL;
+			break;
+		}
+		if (w.nowait)
+			break;
+		err = ap_chan_wait(&ctx->chan, seen, w.forever ? NULL : &w.deadline);
+		if (err == EINTR) {
+			ret = -EINTR;
+			break;
+		}
+		if (err == ETIMEDOUT && !w.forever)
+			break;
+	}
+	ctx_put(ctx);
+	return ret;
+}
+
+/* ---- io_cancel --------------------------------------------------------------- */
+
+struct cancel_match {
+	struct ap_ctx *ctx;
+	struct iocb *iocb;
+	void *data;
+};
+
+static bool match_iocb(const struct ap_req *r, void *arg)
+{
+	struct cancel_match *m = arg;
+
+	if (r->ops != &aio_ops || r->u.aio.ctx != m->ctx || r->u.aio.iocb != m->iocb)
+		return false;
+	m->data = r->u.aio.data;
+	return true;
+}
+
+static int la_cancel(io_context_t handle, struct iocb *iocb,
+		struct io_event *result)
+{
+	struct cancel_match m = { .iocb = iocb };
+	struct ap_cancel_result res;
+	int ret;
+
+	if (bad_ptr(iocb, sizeof *iocb))
+		return -EFAULT;
+	if (iocb->key != 0)
+		return -EINVAL;
+	if (!(m.ctx = ctx_get(handle)))
+		return -EINVAL;
+	if (bad_ptr(result, sizeof *result)) {
+		ret = -EFAULT;
+		goto out;
+	}
+	if (poll_cancel(m.ctx, iocb, &m.data) == 0) {
+		res = ap_cancel(iocb->aio_fildes, match_iocb, &m);
+		if (!res.cancelled && !res.running)   /* its fd was changed? */
+			res = ap_cancel(-1, match_iocb, &m);
+		if (!res.cancelled) {
+			ret = res.running ? -EAGAIN : -EINVAL;
+			goto out;
+		}
+	}
+	*result = (struct io_event){
+		.data = m.data,
+		.obj = iocb,
+		.res = (unsigned long)-(long)ECANCELED,
+		.res2 = 0,
+	};
+	ret = 0;
+out:
+	ctx_put(m.ctx);
+	return ret;
+}
+
+/* ---- the io_queue_* library calls --------------------------------------------- */
+
+static int la_queue_init(int maxevents, io_context_t *ctxp)
+{
+	if (maxevents <= 0)
+		return -EINVAL;
+	if (bad_ptr(ctxp, sizeof *ctxp))
+		return -EFAULT;
+	*ctxp = NULL;
+	return la_setup(maxevents, ctxp);
+}
+
+static int la_queue_release(io_context_t ctx)
+{
+	return la_destroy(ctx);
+}
+
+/* ---- LIBAIO_0.1's older calls ------------------------------------------------- */
+
+static int la_getevents_0_1(io_context_t ctx, long nr, struct io_event *events,
+		const struct timespec *timeout)
+{
+	struct timespec t;
+
+	if (timeout) {
+		if (bad_ptr(timeout, sizeof *timeout))
+			return -EFAULT;
+		t = *timeout;
+	}
+	return getevents(ctx, 1, nr, events, timeout ? &t : NULL, NULL);
+}
+
+static int la_cancel_0_1(io_context_t ctx, struct iocb *iocb)
+{
+	struct io_event ev;
+
+	return la_cancel(ctx, iocb, &ev);
+}
+
+/* ---- the exported names -------------------------------------------------------- */
+
+/* Each leaves errno as it found it: libaio returns -errno instead. */
+#define KEEP_ERRNO(call) ({ int saved_ = errno; int ret_ = (call); \
+                            errno = saved_; ret_; })
+
+static int x_setup(int maxevents, io_context_t *ctxp)
+{
+	return KEEP_ERRNO(la_setup(maxevents, ctxp));
+}
+
+static int x_destroy(io_context_t ctx)
+{
+	return KEEP_ERRNO(la_destroy(ctx));
+}
+
+static int x_submit(io_context_t ctx, long nr, struct iocb *ios[])
+{
+	return KEEP_ERRNO(la_submit(ctx, nr, ios));
+}
+
+static int x_getevents(io_context_t ctx, long min_nr, long nr,
+		struct io_event *events, struct timespec *timeout)
+{
+	return KEEP_ERRNO(la_getevents(ctx, min_nr, nr, events, timeout));
+}
+
+static int x_pgetevents(io_context_t ctx, long min_nr, long nr,
+		struct io_event *events, struct timespec *timeout,
+		sigset_t *sigmask)
+{
+	return KEEP_ERRNO(la_pgetevents(ctx, min_nr, nr, events, timeout, sigmask));
+}
+
+static int x_cancel(io_context_t ctx, struct iocb *iocb, struct io_event *evt)
+{
+	return KEEP_ERRNO(la_cancel(ctx, iocb, evt));
+}
+
+static int x_queue_init(int maxevents, io_context_t *ctxp)
+{
+	return KEEP_ERRNO(la_queue_init(maxevents, ctxp));
+}
+
+static int x_queue_release(io_context_t ctx)
+{
+	return KEEP_ERRNO(la_queue_release(ctx));
+}
+
+static int x_queue_wait(io_context_t ctx, struct timespec *timeout)
+{
+	return KEEP_ERRNO(la_queue_wait(ctx, timeout));
+}
+
+/* Reaps one event at a time without waiting and calls its callback
+ * (iocb->data, set by io_set_callback; events without one are dropped).
+ * errno is kept around our part only: the callbacks may set it. */
+static int x_queue_run(io_context_t ctx)
+{
+	static const struct timespec zero = { 0, 0 };
+	struct io_event ev;
+	int ret;
+
+	while ((ret = KEEP_ERRNO(getevents(ctx, 0, 1, &ev, &zero, NULL))) == 1) {
+		io_callback_t cb = (io_callback_t)ev.data;
+		if (cb)
+			cb(ctx, ev.obj, (long)ev.res, (long)ev.res2);
+	}
+	return ret;
+}
+
+static int x_getevents_0_1(io_context_t ctx, long nr, struct io_event *events,
+		const struct timespec *timeout)
+{
+	return KEEP_ERRNO(la_getevents_0_1(ctx, nr, events, timeout));
+}
+
+static int x_cancel_0_1(io_context_t ctx, struct iocb *iocb)
+{
+	return KEEP_ERRNO(la_cancel_0_1(ctx, iocb));
+}
+
+/* The exported names are aliases of the functions above, bound to
+ * libaio.so.1's version nodes (src/libaiopool.map): name@@VER is the
+ * default a program links against, name@VER an older variant that binaries
+ * linked against libaio before 0.4 still ask for. */
+#define EXPORT_AS(name, impl, ver) \
+	extern __typeof(impl) ap_export_##name \
+		__attribute__((alias(#impl), visibility("default"))); \
+	__asm__(".symver ap_export_" #name ", " #name "@@" ver)
+#define EXPORT_OLD(name, impl, ver) \
+	extern __typeof(impl) ap_compat_##name \
+		__attribute__((alias(#impl), visibility("default"))); \
+	__asm__(".symver ap_compat_" #name ", " #name "@" ver)
+
+EXPORT_AS(io_queue_init, x_queue_init, "LIBAIO_0.1");
+EXPORT_AS(io_queue_release, x_queue_release, "LIBAIO_0.1");
+EXPORT_AS(io_queue_run, x_queue_run, "LIBAIO_0.1");
+EXPORT_AS(io_submit, x_submit, "LIBAIO_0.1");
+EXPORT_AS(io_setup, x_setup, "LIBAIO_0.4");
+EXPORT_AS(io_destroy, x_destroy, "LIBAIO_0.4");
+EXPORT_AS(io_getevents, x_getevents, "LIBAIO_0.4");
+EXPORT_AS(io_cancel, x_cancel, "LIBAIO_0.4");
+EXPORT_AS(io_queue_wait, x_queue_wait, "LIBAIO_0.4");
+EXPORT_AS(io_pgetevents, x_pgetevents, "LIBAIO_0.5");
+EXPORT_OLD(io_getevents, x_getevents_0_1, "LIBAIO_0.1");
+EXPORT_OLD(io_cancel, x_cancel_0_1, "LIBAIO_0.1");
+EXPORT_OLD(io_queue_wait, x_queue_wait, "LIBAIO_0.1");
