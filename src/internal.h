@@ -94,6 +94,8 @@ struct ap_req {
 	unsigned char state;          /* enum ap_state */
 	bool fast;                    /* completed inline (fast path) */
 	bool uncached;                /* the fast path found it not cached */
+	bool quiet;                   /* cancelled by its owner, who takes
+	                                 the result itself (io_cancel) */
 
 	/* The operation, set by the front end before ap_submit, then read-only. */
 	unsigned char op;             /* enum ap_op */
@@ -152,12 +154,20 @@ AP_HIDDEN void ap_req_free(struct ap_req *r);
 AP_HIDDEN int ap_submit(struct ap_req *r, int prio);
 
 /* Cancels queued requests on fd (or on every fd when fd < 0) for which
- * match(r, arg) is true: each gets err ECANCELED, res -1, finish and
- * notify.  Counts what it cancelled and the matching requests it could not
- * cancel because they run. */
+ * match(r, arg) is true: each gets err ECANCELED, res -1, r->quiet as
+ * given, then finish and notify.  Counts what it cancelled and the
+ * matching requests it could not cancel because they run. */
 struct ap_cancel_result { int cancelled, running; };
 AP_HIDDEN struct ap_cancel_result ap_cancel(int fd,
-		bool (*match)(const struct ap_req *r, void *arg), void *arg);
+		bool (*match)(const struct ap_req *r, void *arg), void *arg,
+		bool quiet);
+
+/* fd is about to be closed (close, dup2, dup3 in fdclose.c): requests
+ * still queued on it are cancelled, not quietly, since they would run on
+ * whatever file gets the number next; running ones finish on the file they
+ * started on, and the number is free for a new queue at once.  Cheap and
+ * lock-free when fd has no requests. */
+AP_HIDDEN void ap_fd_closing(int fd);
 
 /* Counts the engine's requests, queued or running, that match. */
 AP_HIDDEN int ap_count(bool (*match)(const struct ap_req *r, void *arg),

@@ -357,17 +357,18 @@ static const struct ap_ops aio_ops = {
 	.kind = AP_KIND_LIBAIO,
 };
 
-/* Under the engine lock: the event goes into the ring.  A request that
- * ends as ECANCELED was cancelled by io_cancel (which hands its event to
- * the caller) or by io_destroy (which discards it): the engine never gives
- * ECANCELED otherwise, so no event is queued and no eventfd signalled. */
+/* Under the engine lock: the event goes into the ring.  A request
+ * cancelled quietly was cancelled by io_cancel (which hands its event to
+ * the caller) or by io_destroy (which discards it): no event is queued and
+ * no eventfd signalled.  One cancelled otherwise (its fd was closed) gets
+ * its -ECANCELED event like any other result. */
 static void aio_finish(struct ap_req *r)
 {
 	struct ap_ctx *ctx = r->u.aio.ctx;
 	struct io_event *ev;
 	uint64_t p;
 
-	if (r->err == ECANCELED) {
+	if (r->quiet) {
 		r->u.aio.resfd = -1;
 		ctx_unreserve(ctx);
 		return;
@@ -610,6 +611,7 @@ static int poll_cancel(struct ap_ctx *ctx, struct iocb *iocb, void **data)
 		next = r->notify_next;
 		r->res = -1;
 		r->err = ECANCELED;
+		r->quiet = true;
 		ap_complete_unqueued(r);
 	}
 	return n;
@@ -755,7 +757,7 @@ static int la_destroy(io_context_t handle)
 
 	ctx_wake(ctx);                       /* waiters: -EINVAL */
 	poll_cancel(ctx, NULL, NULL);        /* waiting POLLs */
-	ap_cancel(-1, match_ctx, ctx);       /* queued requests */
+	ap_cancel(-1, match_ctx, ctx, true);       /* queued requests */
 	for (;;) {                           /* running ones, and callers */
 		uint32_t seen = ap_chan_seq(&destroy_chan);
 		if (ap_load(&ctx->refs) == CTX_DEAD)
@@ -1248,9 +1250,9 @@ static int la_cancel(io_context_t handle, struct iocb *iocb,
 		goto out;
 	}
 	if (poll_cancel(m.ctx, iocb, &m.data) == 0) {
-		res = ap_cancel(iocb->aio_fildes, match_iocb, &m);
+		res = ap_cancel(iocb->aio_fildes, match_iocb, &m, true);
 		if (!res.cancelled && !res.running)   /* its fd was changed? */
-			res = ap_cancel(-1, match_iocb, &m);
+			res = ap_cancel(-1, match_iocb, &m, true);
 		if (!res.cancelled) {
 			ret = res.running ? -EAGAIN : -EINVAL;
 			goto out;

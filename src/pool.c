@@ -448,7 +448,8 @@ static void collect(struct ap_req *first, bool (*match)(const struct ap_req *, v
 }
 
 struct ap_cancel_result ap_cancel(int fd,
-		bool (*match)(const struct ap_req *r, void *arg), void *arg)
+		bool (*match)(const struct ap_req *r, void *arg), void *arg,
+		bool quiet)
 {
 	struct ap_cancel_result res = { 0, 0 };
 	struct ap_req *victims = NULL, *r, *next, *done = NULL;
@@ -476,6 +477,7 @@ struct ap_cancel_result ap_cancel(int fd,
 		r->state = AP_ST_DONE;
 		r->res = -1;
 		r->err = ECANCELED;
+		r->quiet = quiet;
 		r->ops->finish(r);
 		r->notify_next = done;
 		done = r;
@@ -491,6 +493,23 @@ struct ap_cancel_result ap_cancel(int fd,
 		r->ops->notify(r);
 	}
 	return res;
+}
+
+static bool any_request(const struct ap_req *r, void *arg)
+{
+	(void)r;
+	(void)arg;
+	return true;
+}
+
+void ap_fd_closing(int fd)
+{
+	if (!ap_q_maybe_busy(fd))
+		return;
+	ap_cancel(fd, any_request, NULL, false);
+	pthread_mutex_lock(&engine.lock);
+	ap_q_detach(&engine.q, fd);
+	pthread_mutex_unlock(&engine.lock);
 }
 
 int ap_count(bool (*match)(const struct ap_req *r, void *arg), void *arg)

@@ -345,7 +345,7 @@ static int p_cancel(int fd, struct aiocb *cb)
 	}
 	if (cb && (!ours(cb) || cb_error(cb) != EINPROGRESS))
 		return AIO_ALLDONE;
-	res = ap_cancel(fd, match_cb, cb);
+	res = ap_cancel(fd, match_cb, cb, false);
 	if (res.running)
 		return AIO_NOTCANCELED;
 	return res.cancelled ? AIO_CANCELED : AIO_ALLDONE;

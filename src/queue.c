@@ -188,6 +188,50 @@ static void heap_fix(struct ap_queues *qs, struct ap_fdq *q, int limit)
 	heap_down(qs, q->heap_idx);
 }
 
+/* ---- the busy map ------------------------------------------------------ */
+
+/* One bit per fd number that has an fdq, readable without the lock so that
+ * close() costs nothing for fds without requests, and stays async-signal
+ * safe for them.  Chunks are allocated under the lock and never freed
+ * (their addresses must stay valid for lock-free readers). */
+#define MAP_CHUNK_BITS 16                        /* 65536 fds a chunk */
+#define MAP_CHUNKS (1 << (31 - MAP_CHUNK_BITS))
+#define MAP_WORDS ((1 << MAP_CHUNK_BITS) / 64)
+static uint64_t *busy_map[MAP_CHUNKS];
+
+static uint64_t *map_word(int fd, bool create)
+{
+	uint64_t *chunk = ap_load(&busy_map[fd >> MAP_CHUNK_BITS]);
+
+	if (!chunk && create) {
+		chunk = calloc(MAP_WORDS, sizeof *chunk);
+		if (!chunk)
+			return NULL;
+		ap_store(&busy_map[fd >> MAP_CHUNK_BITS], chunk);
+	}
+	return chunk ? &chunk[(fd & ((1 << MAP_CHUNK_BITS) - 1)) / 64] : NULL;
+}
+
+static void map_set(int fd, bool busy)
+{
+	uint64_t *w = map_word(fd, false), bit = 1ULL << (fd % 64);
+
+	if (busy)
+		__atomic_or_fetch(w, bit, __ATOMIC_RELEASE);
+	else
+		__atomic_and_fetch(w, ~bit, __ATOMIC_RELEASE);
+}
+
+bool ap_q_maybe_busy(int fd)
+{
+	uint64_t *w;
+
+	if (fd < 0)
+		return false;
+	w = map_word(fd, false);
+	return w && (ap_load(w) & (1ULL << (fd % 64)));
+}
+
 /* ---- fdqs -------------------------------------------------------------- */
 
 struct ap_fdq *ap_q_lookup(struct ap_queues *qs, int fd)
@@ -222,13 +266,16 @@ struct ap_fdq *ap_q_create(struct ap_queues *qs, int fd, struct ap_fdkind kind)
 		qs->heapcap = n;
 	}
 	q = calloc(1, sizeof *q);
-	if (!q)
+	if (!q || !map_word(fd, true)) {
+		free(q);
 		return NULL;
+	}
 	q->fd = fd;
 	q->kind = kind;
 	q->heap_idx = -1;
 	qs->fds[fd] = q;
 	qs->nfdq++;
+	map_set(fd, true);
 	return q;
 }
 
@@ -236,7 +283,10 @@ static void fdq_free_if_empty(struct ap_queues *qs, struct ap_fdq *q)
 {
 	if (q->blocked.head || q->ready.head || q->running.head)
 		return;
-	qs->fds[q->fd] = NULL;
+	if (!q->detached) {
+		qs->fds[q->fd] = NULL;
+		map_set(q->fd, false);
+	}
 	qs->nfdq--;
 	free(q);
 }
@@ -347,6 +397,18 @@ bool ap_q_remove(struct ap_queues *qs, struct ap_req *r, int limit)
 	heap_fix(qs, q, limit);
 	fdq_free_if_empty(qs, q);
 	return true;
+}
+
+void ap_q_detach(struct ap_queues *qs, int fd)
+{
+	struct ap_fdq *q = ap_q_lookup(qs, fd);
+
+	if (!q)
+		return;
+	qs->fds[fd] = NULL;
+	map_set(fd, false);
+	q->detached = true;
+	fdq_free_if_empty(qs, q);
 }
 
 void ap_q_relimit(struct ap_queues *qs, int limit)

@@ -38,6 +38,7 @@ struct ap_fdq {
 	unsigned nrunning;
 	unsigned nactive_writes; /* ready + running writes, O_APPEND fds */
 	bool barrier_active;     /* an fsync is ready or running */
+	bool detached;           /* its fd was closed: no longer in fds */
 	int heap_idx;            /* index in the run heap, -1 if not in it */
 };
 
@@ -73,6 +74,14 @@ AP_HIDDEN struct ap_req *ap_q_pick(struct ap_queues *qs, int limit);
 AP_HIDDEN void ap_q_done(struct ap_queues *qs, struct ap_req *r, int limit);
 /* Removes a blocked or ready request (cancel).  false if r is running. */
 AP_HIDDEN bool ap_q_remove(struct ap_queues *qs, struct ap_req *r, int limit);
+/* fd is being closed: takes its fdq (which must have nothing queued) out of
+ * the table; its running requests finish on it, and it is freed with the
+ * last of them. */
+AP_HIDDEN void ap_q_detach(struct ap_queues *qs, int fd);
+/* Without the lock: may fd have an fdq?  False is certain; a true may be
+ * stale, to be checked under the lock. */
+AP_HIDDEN bool ap_q_maybe_busy(int fd);
+
 /* Re-applies the per-fd limit after it changed. */
 AP_HIDDEN void ap_q_relimit(struct ap_queues *qs, int limit);
 
