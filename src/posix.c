@@ -62,6 +62,13 @@ static int cb_error(const struct aiocb *cb)
 	return ap_load(&cb->__error_code);
 }
 
+/* Still in flight: the aiocb belongs to its request; a new submission
+ * must leave it be, refusals included. */
+static bool in_flight(const struct aiocb *cb)
+{
+	return ours(cb) && ap_load(&mark(cb)->state) == CB_QUEUED;
+}
+
 /* Publishes a result in the aiocb: the return value first, the error code
  * last, so that whoever sees the error code sees the rest. */
 static void cb_publish(struct aiocb *cb, ssize_t ret, int err)
@@ -187,8 +194,7 @@ static int submit(struct aiocb *cb, int op, struct ap_lio *lio)
 		errno = EINVAL;
 		return -1;
 	}
-	/* Still in flight: the aiocb belongs to its request; leave it be. */
-	if (ours(cb) && ap_load(&mark(cb)->state) == CB_QUEUED) {
+	if (in_flight(cb)) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -196,6 +202,8 @@ static int submit(struct aiocb *cb, int op, struct ap_lio *lio)
 		cb->aio_reqprio = 0;   /* ignored for fsync, as glibc does */
 	else if (cb->aio_reqprio < 0 || cb->aio_reqprio > AIO_PRIO_DELTA_MAX)
 		return fail(cb, EINVAL);
+	else if (cb->aio_nbytes > SSIZE_MAX)
+		return fail(cb, EINVAL);   /* as POSIX allows and libaio does */
 	if (ap_sigevent_check(&cb->aio_sigevent))
 		return fail(cb, EINVAL);
 	if (!(r = ap_req_alloc()))
@@ -247,7 +255,7 @@ static int p_fsync(int op, struct aiocb *cb)
 		errno = EINVAL;
 		return -1;
 	}
-	if (!cb) {
+	if (!cb || in_flight(cb)) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -390,7 +398,8 @@ static int p_lio_listio(int mode, struct aiocb *const list[], int nent,
 		else if (cb->aio_lio_opcode == LIO_WRITE)
 			op = AP_OP_WRITE;
 		else {
-			fail(cb, EINVAL);
+			if (!in_flight(cb))   /* else leave its request be */
+				fail(cb, EINVAL);
 			failed = true;
 			continue;
 		}
