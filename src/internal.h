@@ -94,6 +94,8 @@ struct ap_req {
 	unsigned char state;          /* enum ap_state */
 	bool fast;                    /* completed inline (fast path) */
 	bool uncached;                /* the fast path found it not cached */
+	bool on_file;                 /* its fd is a regular file or block
+	                                 device: exit() waits for it */
 	bool quiet;                   /* cancelled by its owner, who takes
 	                                 the result itself (io_cancel) */
 

@@ -1062,7 +1062,7 @@ static long getevents_masked(struct ap_ctx *ctx, long min_nr, long nr,
 	for (;;) {
 		struct pollfd p = { me.efd, POLLIN, 0 };
 		struct timespec left;
-		int rc;
+		int rc, cancel;
 
 		got += ring_reap(ctx, events + got, nr - got);
 		if (enough(ctx, got, min_nr, nr, w))
@@ -1078,7 +1078,11 @@ static long getevents_masked(struct ap_ctx *ctx, long min_nr, long nr,
 			got += ring_reap(ctx, events + got, nr - got);
 			break;
 		}
+		/* ppoll is a cancellation point and io_pgetevents is not:
+		 * `me' lives on this stack and must be unlinked. */
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
 		rc = ppoll(&p, 1, w->forever ? NULL : &left, mask);
+		pthread_setcancelstate(cancel, NULL);
 		if (rc < 0 && errno == EINTR) {
 			if (!got)
 				got = -EINTR;

@@ -62,6 +62,9 @@ static struct {
 	int nidle;                /* waiting on `work` */
 	int nwaking;              /* signalled and not yet awake */
 	long inflight;            /* accepted, not yet finished */
+	long inflight_files;      /* of those, on files and block devices */
+	bool draining;            /* exit(): finish what is on files */
+	pthread_cond_t drained;   /* inflight_files reached 0 while draining */
 } engine = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 int ap_ncpus = 1;
@@ -162,20 +165,47 @@ static int start_worker(void)
 	return 0;
 }
 
+/* While exit() drains the files' requests, the pool may grow past its
+ * limits: a worker for each, whatever else blocks the others. */
+static int max_threads(void)
+{
+	return engine.draining ? 1024 : knob(max_threads);
+}
+
+static int runnable(void)
+{
+	return engine.draining ? 1024 : knob(runnable);
+}
+
+/* A request enters or leaves the engine's count of what is in flight. */
+static void admit_locked(struct ap_req *r, const struct ap_fdq *q)
+{
+	r->on_file = q->kind.parallel;
+	engine.inflight++;
+	engine.inflight_files += r->on_file;
+}
+
+static void retire_locked(struct ap_req *r)
+{
+	engine.inflight--;
+	if (r->on_file && --engine.inflight_files == 0 && engine.draining)
+		pthread_cond_broadcast(&engine.drained);
+}
+
 /* Work is queued and fewer workers than wanted are runnable: wakes an idle
  * worker, or reserves a new one (counted as active) for the caller to start
  * (true) when none is idle and the pool may grow. */
 static bool kick_locked(void)
 {
 	if (!ap_q_has_work(&engine.q) ||
-	    engine.nactive + engine.nwaking >= knob(runnable))
+	    engine.nactive + engine.nwaking >= runnable())
 		return false;
 	if (engine.nidle > engine.nwaking) {
 		engine.nwaking++;
 		pthread_cond_signal(&engine.work);
 		return false;
 	}
-	if (engine.nthreads < knob(max_threads)) {
+	if (engine.nthreads < max_threads()) {
 		engine.nthreads++;
 		engine.nactive++;
 		return true;
@@ -207,7 +237,7 @@ static enum run_class run_class(const struct ap_req *r, const struct ap_fdkind *
 static void finish_locked(struct ap_req *r)
 {
 	ap_q_done(&engine.q, r, knob(fd_concurrency));
-	engine.inflight--;
+	retire_locked(r);
 	r->state = AP_ST_DONE;
 	r->ops->finish(r);
 	ap_add(&count.completed, 1);
@@ -277,7 +307,7 @@ static void *worker(void *arg)
 
 		if (done)
 			finish_locked(done);
-		if (engine.nthreads <= knob(max_threads))
+		if (engine.nthreads <= max_threads())
 			r = ap_q_pick(&engine.q, knob(fd_concurrency));
 		if (!r && done) {
 			pthread_mutex_unlock(&engine.lock);
@@ -287,7 +317,7 @@ static void *worker(void *arg)
 			continue;
 		}
 		if (!r) {
-			if (engine.nthreads > knob(max_threads))
+			if (engine.nthreads > max_threads())
 				break;
 			if (!spin_for_work() && !idle_wait())
 				break;
@@ -337,7 +367,7 @@ void ap_complete_unqueued(struct ap_req *r)
 	r->ops->finish(r);
 	pthread_mutex_unlock(&engine.lock);
 	ap_add(&count.submitted, 1);
-	ap_add(&count.completed, 1);
+	ap_add(r->err == ECANCELED ? &count.cancelled : &count.completed, 1);
 	if (r->fast)
 		ap_add(&count.fastpath, 1);
 	r->ops->notify(r);
@@ -405,7 +435,7 @@ int ap_submit(struct ap_req *r, int prio)
 		return EAGAIN;
 	}
 	ap_q_enqueue(&engine.q, q, r, knob(fd_concurrency));
-	engine.inflight++;
+	admit_locked(r, q);
 	spawn = kick_locked();
 	pthread_mutex_unlock(&engine.lock);
 	ap_add(&count.submitted, 1);
@@ -416,7 +446,7 @@ int ap_submit(struct ap_req *r, int prio)
 		pthread_mutex_lock(&engine.lock);
 		if (engine.nthreads == 0 &&
 		    ap_q_remove(&engine.q, r, knob(fd_concurrency))) {
-			engine.inflight--;
+			retire_locked(r);
 			pthread_mutex_unlock(&engine.lock);
 			ap_add(&count.submitted, -1ULL);
 			r->state = AP_ST_NEW;
@@ -473,7 +503,7 @@ struct ap_cancel_result ap_cancel(int fd,
 	for (r = victims; r; r = next) {
 		next = r->notify_next;
 		ap_q_remove(&engine.q, r, limit);
-		engine.inflight--;
+		retire_locked(r);
 		r->state = AP_ST_DONE;
 		r->res = -1;
 		r->err = ECANCELED;
@@ -693,6 +723,7 @@ static void init_cond(void)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&engine.work, &ca);
+	pthread_cond_init(&engine.drained, &ca);
 	pthread_condattr_destroy(&ca);
 }
 
@@ -704,7 +735,7 @@ static void fork_child(void)
 	pthread_mutex_unlock(&cache.lock);
 	ap_q_reset(&engine.q, orphan);
 	engine.nthreads = engine.nactive = engine.nidle = engine.nwaking = 0;
-	engine.inflight = 0;
+	engine.inflight = engine.inflight_files = 0;
 	memset(&count, 0, sizeof count);
 	init_cond();
 	pthread_mutex_unlock(&engine.lock);
@@ -745,4 +776,47 @@ __attribute__((constructor)) static void ap_init(void)
 	env_knob("AIOPOOL_FASTPATH", AIOPOOL_FASTPATH);
 	env_knob("AIOPOOL_RUNNABLE", AIOPOOL_RUNNABLE);
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* At exit(), requests on files and block devices still queued or running
+ * are finished first: kernel AIO waits for its I/O at exit too, and a
+ * program that wrote with aio_write or io_submit and returned from main
+ * expects its data written.  Requests on pipes and sockets may wait
+ * forever and are not waited for.  The pool may grow past its limits for
+ * this, so that workers stuck elsewhere do not hold it up; and if nothing
+ * at all completes for DRAIN_STALL_S seconds, exit goes on regardless. */
+#define DRAIN_STALL_S 30
+
+__attribute__((destructor)) static void ap_fini(void)
+{
+	unsigned long long seen = ~0ULL;
+	int spawn = 0;
+
+	pthread_mutex_lock(&engine.lock);
+	if (engine.inflight_files == 0) {
+		pthread_mutex_unlock(&engine.lock);
+		return;
+	}
+	engine.draining = true;
+	while (engine.nidle == 0 && kick_locked())
+		spawn++;
+	pthread_cond_broadcast(&engine.work);
+	pthread_mutex_unlock(&engine.lock);
+	while (spawn-- > 0)
+		start_worker();
+
+	pthread_mutex_lock(&engine.lock);
+	while (engine.inflight_files > 0) {
+		unsigned long long done = ap_load(&count.completed) + ap_load(&count.cancelled);
+		struct timespec deadline;
+
+		if (done == seen)
+			break;   /* stalled: give up rather than hang */
+		seen = done;
+		ap_deadline(&deadline, &(struct timespec){ DRAIN_STALL_S, 0 });
+		while (engine.inflight_files > 0 &&
+		       pthread_cond_timedwait(&engine.drained, &engine.lock, &deadline) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&engine.lock);
 }

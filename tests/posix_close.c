@@ -151,3 +151,73 @@ Test(posix_close, libaio_request_gets_a_cancelled_event)
 	blocker_release(&b);
 	cr_assert_eq(io_destroy(ctx), 0);
 }
+
+/* ---- exit ---------------------------------------------------------------- */
+
+enum { EXIT_WRITES = 64, EXIT_CHUNK = 4096 };
+
+/* In a child: one worker, stuck on a pipe that never gets data; writes to
+ * a file queue behind it; then exit(). */
+static void child_writes_then_exits(int fd, bool use_libaio)
+{
+	static char chunk[EXIT_CHUNK];
+	static struct aiocb cbs[EXIT_WRITES];
+	static struct iocb ios[EXIT_WRITES];
+	struct iocb *iop[EXIT_WRITES];
+	struct aiocb stuck;
+	io_context_t ctx = 0;
+	char c;
+	int p[2];
+
+	memset(chunk, 'w', sizeof chunk);
+	if (pipe(p) || aiopool_set(AIOPOOL_MAX_THREADS, 1))
+		_exit(10);
+	fill_cb(&stuck, p[0], &c, 1, 0);
+	if (aio_read(&stuck))
+		_exit(11);
+	while (stats_running() < 1)
+		sleep_ms(1);
+	if (use_libaio) {
+		if (io_setup(EXIT_WRITES, &ctx))
+			_exit(12);
+		for (int i = 0; i < EXIT_WRITES; i++) {
+			io_prep_pwrite(&ios[i], fd, chunk, EXIT_CHUNK, (long long)i * EXIT_CHUNK);
+			iop[i] = &ios[i];
+		}
+		if (io_submit(ctx, EXIT_WRITES, iop) != EXIT_WRITES)
+			_exit(13);
+	} else {
+		for (int i = 0; i < EXIT_WRITES; i++) {
+			fill_cb(&cbs[i], fd, chunk, EXIT_CHUNK, (off_t)i * EXIT_CHUNK);
+			if (aio_write(&cbs[i]))
+				_exit(14);
+		}
+	}
+	exit(0);   /* not _exit: the library's exit handling runs */
+}
+
+static void check_exit_drains(bool use_libaio)
+{
+	int fd = empty_file(), status;
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		child_writes_then_exits(fd, use_libaio);
+	status = wait_child(pid);
+	cr_assert(WIFEXITED(status), "child died: status %#x", status);
+	cr_assert_eq(WEXITSTATUS(status), 0, "child failed at step %d", WEXITSTATUS(status));
+	cr_assert_eq(size_of(fd), (off_t)EXIT_WRITES * EXIT_CHUNK,
+	             "every write queued before exit() reached the file");
+	close(fd);
+}
+
+Test(posix_close, exit_finishes_queued_posix_writes_to_files)
+{
+	check_exit_drains(false);
+}
+
+Test(posix_close, exit_finishes_queued_libaio_writes_to_files)
+{
+	check_exit_drains(true);
+}
