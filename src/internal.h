@@ -96,6 +96,8 @@ struct ap_req {
 	bool uncached;                /* the fast path found it not cached */
 	bool on_file;                 /* its fd is a regular file or block
 	                                 device: exit() waits for it */
+	bool deep;                    /* set by the front end: its submitter
+	                                 has others in flight or unreaped */
 	bool quiet;                   /* cancelled by its owner, who takes
 	                                 the result itself (io_cancel) */
 
@@ -241,10 +243,12 @@ AP_HIDDEN bool ap_timespec_valid(const struct timespec *ts);
 
 /* Online CPUs, at start-up.  Spinning only makes sense with more than one. */
 AP_HIDDEN extern int ap_ncpus;
-/* How long a thread about to sleep first spins waiting for what it waits
- * for: about the cost of the sleep and wake-up it may save. */
+/* How long at most a thread about to sleep first spins waiting for what it
+ * waits for: about the cost of the sleep and wake-up it may save. */
 #define AP_SPIN_NS 20000L
-/* Spins until cond(arg) or AP_SPIN_NS passed; returns cond's last value. */
+/* Spins until cond(arg), for up to this thread's adaptive limit (at most
+ * AP_SPIN_NS, less or none while spins keep failing); returns cond's last
+ * value. */
 AP_HIDDEN bool ap_spin(bool (*cond)(void *arg), void *arg);
 
 /* ---- helpers ---------------------------------------------------------- */

@@ -26,22 +26,54 @@ void ap_chan_wake(struct ap_chan *c)
 		        NULL, NULL, 0);
 }
 
+/* Spinning pays only when what we wait for runs on another CPU right now.
+ * On a busy machine it does not: the spinner takes the CPU from the very
+ * thread it waits for (measured: a QD1 round trip five times slower).  So
+ * each thread keeps its own limit, as glibc's adaptive mutex does: a spin
+ * that succeeds after t ns sets it to about 2t; one that fails halves it;
+ * below SPIN_MIN_NS the thread stops spinning and tries again only once in
+ * SPIN_RETRY calls. */
+#define SPIN_MIN_NS 1000L
+#define SPIN_RETRY 32
+
+static __thread long spin_limit = AP_SPIN_NS;
+static __thread unsigned spin_skipped;
+
+static long elapsed_ns(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000000000L + t.tv_nsec - t0->tv_nsec;
+}
+
 bool ap_spin(bool (*cond)(void *arg), void *arg)
 {
-	struct timespec t0, t;
+	struct timespec t0;
+	long limit = spin_limit, e;
 
 	if (ap_ncpus < 2)
 		return cond(arg);
+	if (limit < SPIN_MIN_NS) {
+		if (++spin_skipped % SPIN_RETRY)
+			return cond(arg);
+		limit = SPIN_MIN_NS;   /* a short try: has the machine calmed? */
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		for (int i = 0; i < 32; i++) {
-			if (cond(arg))
+			if (cond(arg)) {
+				e = elapsed_ns(&t0);
+				spin_limit = 2 * e < SPIN_MIN_NS ? SPIN_MIN_NS :
+				             2 * e > AP_SPIN_NS ? AP_SPIN_NS : 2 * e;
 				return true;
+			}
 			__builtin_ia32_pause();
 		}
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		if ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec - t0.tv_nsec > AP_SPIN_NS)
+		if (elapsed_ns(&t0) > limit) {
+			spin_limit = limit / 2;
 			return cond(arg);
+		}
 	}
 }
 
