@@ -48,6 +48,11 @@ void ap_exec(struct ap_req *r, bool seekable)
 		case AP_OP_READV:
 		case AP_OP_WRITEV:
 			n = rw(r, seekable);
+			/* The fd is not what it was when its queue was made (it
+			 * was closed behind aiopool's back and the number reused
+			 * by a pipe): do what glibc does on ESPIPE. */
+			if (n < 0 && errno == ESPIPE && seekable)
+				n = rw(r, false);
 			break;
 		case AP_OP_FSYNC:
 			n = fsync(r->fd);

@@ -279,14 +279,14 @@ struct ap_fdq *ap_q_create(struct ap_queues *qs, int fd, struct ap_fdkind kind)
 	return q;
 }
 
-static void fdq_free_if_empty(struct ap_queues *qs, struct ap_fdq *q)
+/* An fdq stays in the table when its last request is done, keeping what
+ * ap_fd_kind found: an fd used over and over costs no system call to look
+ * at.  It goes when its fd is closed through aiopool's close, dup2 or dup3
+ * (ap_q_detach), once its running requests are done. */
+static void fdq_free_if_done(struct ap_queues *qs, struct ap_fdq *q)
 {
-	if (q->blocked.head || q->ready.head || q->running.head)
+	if (!q->detached || q->blocked.head || q->ready.head || q->running.head)
 		return;
-	if (!q->detached) {
-		qs->fds[q->fd] = NULL;
-		map_set(q->fd, false);
-	}
 	qs->nfdq--;
 	free(q);
 }
@@ -374,7 +374,7 @@ void ap_q_done(struct ap_queues *qs, struct ap_req *r, int limit)
 	r->q = NULL;
 	promote(q);
 	heap_fix(qs, q, limit);
-	fdq_free_if_empty(qs, q);
+	fdq_free_if_done(qs, q);
 }
 
 bool ap_q_remove(struct ap_queues *qs, struct ap_req *r, int limit)
@@ -395,7 +395,7 @@ bool ap_q_remove(struct ap_queues *qs, struct ap_req *r, int limit)
 	 * stalls the requests behind it. */
 	promote(q);
 	heap_fix(qs, q, limit);
-	fdq_free_if_empty(qs, q);
+	fdq_free_if_done(qs, q);
 	return true;
 }
 
@@ -408,7 +408,7 @@ void ap_q_detach(struct ap_queues *qs, int fd)
 	qs->fds[fd] = NULL;
 	map_set(fd, false);
 	q->detached = true;
-	fdq_free_if_empty(qs, q);
+	fdq_free_if_done(qs, q);
 }
 
 void ap_q_relimit(struct ap_queues *qs, int limit)

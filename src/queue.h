@@ -70,7 +70,7 @@ AP_HIDDEN void ap_q_enqueue(struct ap_queues *qs, struct ap_fdq *q,
  * there is none. */
 AP_HIDDEN struct ap_req *ap_q_pick(struct ap_queues *qs, int limit);
 /* A running request finished: removes it and promotes what it held back.
- * Frees the fdq when it becomes empty. */
+ * Frees a detached fdq with its last request. */
 AP_HIDDEN void ap_q_done(struct ap_queues *qs, struct ap_req *r, int limit);
 /* Removes a blocked or ready request (cancel).  false if r is running. */
 AP_HIDDEN bool ap_q_remove(struct ap_queues *qs, struct ap_req *r, int limit);
