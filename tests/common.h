@@ -52,13 +52,28 @@ static inline void sleep_ms(long ms)
 		;
 }
 
+/* The pause between two polls of a wait: 20 us for the first 50 (most
+ * completions take microseconds, and a test may wait for thousands of
+ * them), then 1 ms. */
+static inline void poll_pause(int *polls)
+{
+	if (*polls < 50) {
+		struct timespec ts = { 0, 20000 };
+		(*polls)++;
+		nanosleep(&ts, NULL);
+	} else {
+		sleep_ms(1);
+	}
+}
+
 /* Waits until cond holds, polling; fails the test after DEADLINE_MS. */
 #define wait_until(cond, ...) do { \
 	long long wu_end_ = now_ms() + DEADLINE_MS; \
+	int wu_polls_ = 0; \
 	while (!(cond)) { \
 		if (now_ms() > wu_end_) \
 			cr_assert_fail("timed out waiting for " #cond ": " __VA_ARGS__); \
-		sleep_ms(1); \
+		poll_pause(&wu_polls_); \
 	} \
 } while (0)
 
@@ -120,6 +135,7 @@ static inline void fill_cb(struct aiocb *cb, int fd, void *buf, size_t n, off_t 
  * test after DEADLINE_MS, logging the last snapshot. */
 #define wait_stats(cond, ...) do { \
 	long long ws_end_ = now_ms() + DEADLINE_MS; \
+	int ws_polls_ = 0; \
 	struct aiopool_stats S; \
 	for (;;) { \
 		S = stats_now(); \
@@ -130,7 +146,7 @@ static inline void fill_cb(struct aiocb *cb, int fd, void *buf, size_t n, off_t 
 			             S.threads, S.idle_threads, S.queued, S.running); \
 			cr_assert_fail("timed out waiting for " #cond ": " __VA_ARGS__); \
 		} \
-		sleep_ms(1); \
+		poll_pause(&ws_polls_); \
 	} \
 } while (0)
 
@@ -152,6 +168,25 @@ static inline void make_pipe(int p[2])
 static inline void put(int fd, const void *buf, size_t n)
 {
 	cr_assert_eq(write(fd, buf, n), (ssize_t)n, "write: %s", strerror(errno));
+}
+
+/* Reads exactly n bytes, waiting up to DEADLINE_MS for them. */
+static inline void get(int fd, void *buf, size_t n)
+{
+	long long end = now_ms() + DEADLINE_MS;
+	size_t got = 0;
+
+	while (got < n) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+		long left = (long)(end - now_ms());
+		ssize_t r;
+
+		cr_assert(left > 0 && poll(&pf, 1, (int)left) > 0,
+		          "only %zu of %zu bytes came within %d ms", got, n, DEADLINE_MS);
+		r = read(fd, (char *)buf + got, n - got);
+		cr_assert_gt(r, 0, "read: %s", r < 0 ? strerror(errno) : "end of file");
+		got += (size_t)r;
+	}
 }
 
 /* A number no fd of this process has. */
@@ -392,10 +427,11 @@ static inline void uffd_release(struct uffd *u, size_t i, unsigned char fill)
 static inline int child_wait_aio(const struct aiocb *cb)
 {
 	long long end = now_ms() + DEADLINE_MS;
+	int polls = 0;
 
 	while (aio_error(cb) == EINPROGRESS) {
 		child_check(now_ms() < end, "aiocb %p still in progress", (void *)cb);
-		sleep_ms(1);
+		poll_pause(&polls);
 	}
 	return aio_error(cb);
 }
@@ -466,7 +502,7 @@ static inline int run_program(char *const argv[], const char *const env[],
 				unsetenv(*e);
 			}
 		}
-		execv(argv[0], argv);
+		execvp(argv[0], argv);
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}

@@ -1,0 +1,502 @@
+/* posix_notify: the sigevent kinds of the POSIX front end.  SIGEV_NONE,
+ * SIGEV_SIGNAL (payload checked in a SA_SIGINFO handler), SIGEV_THREAD (the
+ * value, reused notifier threads, the caller's thread attributes),
+ * SIGEV_THREAD_ID; every request notified exactly once, cancelled and
+ * failed ones included; a failed notification keeps the I/O's result.
+ *
+ * Signal handlers only record, with atomics; the test thread checks.  A
+ * process-directed signal may be handled on any thread that does not block
+ * it (Criterion has one of its own), which the records allow for. */
+#include "common.h"
+
+#include <sys/resource.h>
+
+/* A backstop: a call that blocks without a deadline of its own (LIO_WAIT,
+ * aio_suspend without a timeout) and is never woken fails the test. */
+TestSuite(posix_notify, .timeout = 60);
+
+#define SIG_A (SIGRTMIN + 1)
+#define SIG_B (SIGRTMIN + 2)
+
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+static pid_t my_tid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+/* ---- what a handler saw ---------------------------------------------------- */
+
+static struct {
+	int count;
+	int signo, code, err;
+	pid_t pid, tid;
+	uid_t uid;
+	void *value;
+	const struct aiocb *cb;   /* aio_error of this one is read in the handler */
+} seen;
+
+static void record(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	seen.signo = sig;
+	seen.code = si->si_code;
+	seen.pid = si->si_pid;
+	seen.uid = si->si_uid;
+	seen.value = si->si_value.sival_ptr;
+	seen.tid = my_tid();
+	seen.err = seen.cb ? aio_error(seen.cb) : -1;
+	__atomic_add_fetch(&seen.count, 1, __ATOMIC_RELEASE);
+}
+
+static int seen_count(void)
+{
+	return __atomic_load_n(&seen.count, __ATOMIC_ACQUIRE);
+}
+
+static void set_signal(struct aiocb *cb, int sig, void *value)
+{
+	cb->aio_sigevent.sigev_notify = SIGEV_SIGNAL;
+	cb->aio_sigevent.sigev_signo = sig;
+	cb->aio_sigevent.sigev_value.sival_ptr = value;
+}
+
+/* ---- SIGEV_NONE ------------------------------------------------------------ */
+
+Test(posix_notify, sigev_none_sends_nothing)
+{
+	int fd = temp_file(4096, 0);
+	char buf[64];
+	struct aiocb cb;
+
+	on_signal(SIG_A, record, 0);
+	fill_cb(&cb, fd, buf, sizeof buf, 0);
+	cb.aio_sigevent.sigev_signo = SIG_A;  /* ignored with SIGEV_NONE */
+	cr_assert_eq(aio_read(&cb), 0);
+	cr_assert_eq(wait_aio(&cb), 0);
+	cr_assert_eq(aio_return(&cb), (ssize_t)sizeof buf);
+	sleep_ms(SETTLE_MS);
+	cr_assert_eq(seen_count(), 0, "a signal came for SIGEV_NONE");
+	cr_assert_eq(stats_now().notify_failed, 0);
+	close(fd);
+}
+
+Test(posix_notify, zeroed_sigevent_sends_nothing)
+{
+	int fd = temp_file(4096, 0);
+	char buf[64];
+	struct aiocb cb;
+
+	/* As glibc: a zeroed aiocb asks for SIGEV_SIGNAL with signal 0. */
+	fill_cb(&cb, fd, buf, sizeof buf, 0);
+	memset(&cb.aio_sigevent, 0, sizeof cb.aio_sigevent);
+	cr_assert_eq(aio_read(&cb), 0, "%s", strerror(errno));
+	cr_assert_eq(wait_aio(&cb), 0);
+	cr_assert_eq(aio_return(&cb), (ssize_t)sizeof buf);
+	cr_assert_eq(stats_now().notify_failed, 0);
+	close(fd);
+}
+
+/* ---- SIGEV_SIGNAL ---------------------------------------------------------- */
+
+static void check_signal_payload(int sig, struct aiocb *cb, int want_err)
+{
+	wait_until(seen_count() >= 1, "no signal %d came", sig);
+	sleep_ms(SETTLE_MS);
+	cr_assert_eq(seen_count(), 1, "one request, one signal");
+	cr_assert_eq(seen.signo, sig);
+	cr_assert_eq(seen.code, SI_ASYNCIO, "si_code %d", seen.code);
+	cr_assert_eq(seen.pid, getpid());
+	cr_assert_eq(seen.uid, getuid());
+	cr_assert_eq(seen.value, (void *)cb, "si_value as given");
+	cr_assert_eq(seen.err, want_err, "aio_error in the handler: %s", strerror(seen.err));
+}
+
+Test(posix_notify, sigev_signal_payload_in_handler)
+{
+	int fd = temp_file(4096, 0);
+	char buf[100];
+	struct aiocb cb;
+
+	on_signal(SIG_A, record, 0);
+	fill_cb(&cb, fd, buf, sizeof buf, 0);
+	set_signal(&cb, SIG_A, &cb);
+	seen.cb = &cb;
+	cr_assert_eq(aio_read(&cb), 0);
+	check_signal_payload(SIG_A, &cb, 0);
+	cr_assert_eq(aio_return(&cb), 100);
+	close(fd);
+}
+
+Test(posix_notify, sigev_signal_for_a_later_completion)
+{
+	int p[2];
+	char buf[4];
+	struct aiocb cb;
+
+	on_signal(SIGUSR2, record, 0);
+	make_pipe(p);
+	fill_cb(&cb, p[0], buf, sizeof buf, 0);
+	set_signal(&cb, SIGUSR2, &cb);
+	seen.cb = &cb;
+	cr_assert_eq(aio_read(&cb), 0);
+	sleep_ms(SETTLE_MS);
+	cr_assert_eq(seen_count(), 0, "a signal before the read completed");
+	put(p[1], "abcd", 4);
+	check_signal_payload(SIGUSR2, &cb, 0);
+	cr_assert_eq(aio_return(&cb), 4);
+	close(p[0]);
+	close(p[1]);
+}
+
+Test(posix_notify, sigev_signal_for_a_failed_request)
+{
+	char buf[4];
+	struct aiocb cb;
+
+	on_signal(SIG_A, record, 0);
+	fill_cb(&cb, closed_fd(), buf, sizeof buf, 0);
+	set_signal(&cb, SIG_A, &cb);
+	seen.cb = &cb;
+	cr_assert_eq(aio_read(&cb), 0);
+	check_signal_payload(SIG_A, &cb, EBADF);
+	cr_assert_eq(aio_return(&cb), -1);
+}
+
+/* ---- SIGEV_THREAD ---------------------------------------------------------- */
+
+enum { MAXEV = 256 };
+static struct {
+	int calls[MAXEV];
+	pid_t tid[MAXEV];
+	size_t stack[MAXEV];
+	int total;
+} th;
+
+static void thread_fn(union sigval v)
+{
+	int i = v.sival_int;
+	pthread_attr_t a;
+	size_t sz = 0;
+
+	if (pthread_getattr_np(pthread_self(), &a) == 0) {
+		pthread_attr_getstacksize(&a, &sz);
+		pthread_attr_destroy(&a);
+	}
+	if (i >= 0 && i < MAXEV) {
+		th.tid[i] = my_tid();
+		th.stack[i] = sz;
+		__atomic_add_fetch(&th.calls[i], 1, __ATOMIC_RELEASE);
+	}
+	__atomic_add_fetch(&th.total, 1, __ATOMIC_RELEASE);
+}
+
+static int th_calls(int i)
+{
+	return __atomic_load_n(&th.calls[i], __ATOMIC_ACQUIRE);
+}
+
+static int th_total(void)
+{
+	return __atomic_load_n(&th.total, __ATOMIC_ACQUIRE);
+}
+
+static void set_thread(struct aiocb *cb, int value, pthread_attr_t *attr)
+{
+	cb->aio_sigevent.sigev_notify = SIGEV_THREAD;
+	cb->aio_sigevent.sigev_notify_function = thread_fn;
+	cb->aio_sigevent.sigev_notify_attributes = attr;
+	cb->aio_sigevent.sigev_value.sival_int = value;
+}
+
+static int distinct(const pid_t *tids, int n)
+{
+	int d = 0;
+
+	for (int i = 0; i < n; i++) {
+		int j;
+		for (j = 0; j < i && tids[j] != tids[i]; j++)
+			;
+		d += j == i;
+	}
+	return d;
+}
+
+Test(posix_notify, sigev_thread_calls_the_function_with_the_value)
+{
+	int fd = temp_file(4096, 0);
+	char buf[64];
+	struct aiocb cb;
+
+	fill_cb(&cb, fd, buf, sizeof buf, 0);
+	set_thread(&cb, 42, NULL);
+	cr_assert_eq(aio_read(&cb), 0);
+	wait_until(th_calls(42) == 1, "the function was not called with 42");
+	cr_assert_eq(aio_error(&cb), 0, "called before the result was final");
+	cr_assert_neq(th.tid[42], my_tid(), "called on the submitting thread");
+	sleep_ms(SETTLE_MS);
+	cr_assert_eq(th_total(), 1);
+	cr_assert_eq(aio_return(&cb), (ssize_t)sizeof buf);
+	close(fd);
+}
+
+Test(posix_notify, sigev_thread_reuses_threads_one_event_at_a_time)
+{
+	enum { N = 64 };
+	int fd = temp_file(4096, 0);
+	char buf[16];
+	struct aiocb cb;
+
+	for (int i = 0; i < N; i++) {
+		fill_cb(&cb, fd, buf, sizeof buf, 0);
+		set_thread(&cb, i, NULL);
+		cr_assert_eq(aio_read(&cb), 0);
+		wait_until(th_calls(i) == 1, "event %d", i);
+		cr_assert_eq(aio_return(&cb), (ssize_t)sizeof buf);
+	}
+	cr_assert_leq(distinct(th.tid, N), N / 4,
+	              "%d events ran on %d threads: not reused", N, distinct(th.tid, N));
+	close(fd);
+}
+
+Test(posix_notify, sigev_thread_reuses_threads_for_a_burst)
+{
+	enum { N = 200 };
+	int fd = temp_file(N * 64, 0);
+	static char bufs[N][64];
+	static struct aiocb cbs[N];
+
+	for (int i = 0; i < N; i++) {
+		fill_cb(&cbs[i], fd, bufs[i], 64, i * 64);
+		set_thread(&cbs[i], i, NULL);
+		cr_assert_eq(aio_read(&cbs[i]), 0, "%d: %s", i, strerror(errno));
+	}
+	wait_until(th_total() == N, "%d of %d notifications", th_total(), N);
+	sleep_ms(SETTLE_MS);
+	cr_assert_eq(th_total(), N);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(th_calls(i), 1, "event %d", i);
+		cr_assert_eq(aio_error(&cbs[i]), 0);
+	}
+	cr_assert_lt(distinct(th.tid, N), N / 4,
+	             "%d events ran on %d threads: not reused", N, distinct(th.tid, N));
+	close(fd);
+}
+
+Test(posix_notify, sigev_thread_uses_the_given_attributes)
+{
+	enum { N = 3 };
+	static pthread_attr_t attr;  /* must outlive the notifications */
+	size_t want = 3 * 1024 * 1024 + 5 * 4096;
+	int fd = temp_file(4096, 0);
+	char buf[16];
+	struct aiocb cbs[N];
+
+	pthread_attr_init(&attr);
+	cr_assert_eq(pthread_attr_setstacksize(&attr, want), 0);
+	/* Joinable, as the caller gave it: nobody joins, it must not leak. */
+	for (int i = 0; i < N; i++) {
+		fill_cb(&cbs[i], fd, buf, sizeof buf, 0);
+		set_thread(&cbs[i], i, &attr);
+		cr_assert_eq(aio_read(&cbs[i]), 0);
+		wait_until(th_calls(i) == 1, "event %d", i);
+		cr_assert_eq(th.stack[i], want, "event %d ran on a thread with a %zu-byte stack",
+		             i, th.stack[i]);
+	}
+	close(fd);
+}
+
+Test(posix_notify, sigev_thread_with_unusable_attributes_still_notifies)
+{
+	static pthread_attr_t attr;
+	int fd = temp_file(4096, 0);
+	char buf[16];
+	struct aiocb cb;
+
+	/* No thread can have a 64 TiB stack: creating it fails. */
+	pthread_attr_init(&attr);
+	cr_assert_eq(pthread_attr_setstacksize(&attr, 1ULL << 46), 0);
+	fill_cb(&cb, fd, buf, sizeof buf, 0);
+	set_thread(&cb, 7, &attr);
+	cr_assert_eq(aio_read(&cb), 0);
+	wait_until(th_calls(7) == 1, "the function was not called");
+	cr_assert_eq(aio_error(&cb), 0, "the read's result stands");
+	cr_assert_eq(aio_return(&cb), (ssize_t)sizeof buf);
+	sleep_ms(SETTLE_MS);
+	cr_assert_eq(th_total(), 1);
+	close(fd);
+}
+
+/* ---- SIGEV_THREAD_ID -------------------------------------------------------- */
+
+struct target {
+	pid_t tid;
+	int ready, stop;
+};
+
+static void *target_thread(void *arg)
+{
+	struct target *t = arg;
+	long long end = now_ms() + DEADLINE_MS;
+
+	t->tid = my_tid();
+	__atomic_store_n(&t->ready, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE) && now_ms() < end)
+		sleep_ms(1);
+	return NULL;
+}
+
+Test(posix_notify, sigev_thread_id_delivers_to_the_named_thread)
+{
+	struct target t = { 0, 0, 0 };
+	pthread_t th_;
+	int p[2];
+	char buf[4];
+	struct aiocb cb;
+
+	on_signal(SIG_B, record, 0);
+	cr_assert_eq(pthread_create(&th_, NULL, target_thread, &t), 0);
+	wait_until(__atomic_load_n(&t.ready, __ATOMIC_ACQUIRE), "target thread");
+	make_pipe(p);
+	fill_cb(&cb, p[0], buf, sizeof buf, 0);
+	cb.aio_sigevent.sigev_notify = SIGEV_THREAD_ID;
+	cb.aio_sigevent.sigev_signo = SIG_B;
+	cb.aio_sigevent.sigev_value.sival_ptr = &cb;
+	cb.aio_sigevent.sigev_notify_thread_id = t.tid;
+	seen.cb = &cb;
+	cr_assert_eq(aio_read(&cb), 0, "%s", strerror(errno));
+	/* This thread does not block SIG_B either: only the target may get it. */
+	put(p[1], "abcd", 4);
+	check_signal_payload(SIG_B, &cb, 0);
+	cr_assert_eq(seen.tid, t.tid, "delivered to thread %d, not to %d", (int)seen.tid, (int)t.tid);
+	__atomic_store_n(&t.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th_, NULL);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* ---- exactly once ----------------------------------------------------------- */
+
+enum { ONCE_N = 32 };
+static int sig_calls[ONCE_N];
+
+static void count_signal(int sig, siginfo_t *si, void *uc)
+{
+	int i = si->si_value.sival_int;
+
+	(void)sig;
+	(void)uc;
+	if (si->si_code == SI_ASYNCIO && i >= 0 && i < ONCE_N)
+		__atomic_add_fetch(&sig_calls[i], 1, __ATOMIC_RELEASE);
+}
+
+/* Completed, failed, cancelled, lio_listio elements and the list itself:
+ * notify(cb, i) sets up request i's sigevent; calls(i) counts. */
+static void exactly_once(void (*notify)(struct sigevent *, int), int (*calls)(int))
+{
+	int fd = temp_file(65536, 0), p[2];
+	static char bufs[ONCE_N][64];
+	static struct aiocb cbs[ONCE_N];
+	struct aiocb *list[4];
+	struct sigevent lsig;
+	int i;
+
+	make_pipe(p);
+	for (i = 0; i < 20; i++) {             /* 0..19: reads */
+		fill_cb(&cbs[i], fd, bufs[i], 64, i * 64);
+		notify(&cbs[i].aio_sigevent, i);
+		cr_assert_eq(aio_read(&cbs[i]), 0);
+	}
+	for (i = 0; i < 20; i++)
+		cr_assert_eq(wait_aio(&cbs[i]), 0);
+	for (i = 20; i < 25; i++) {            /* 20 runs, 21..24 get cancelled */
+		fill_cb(&cbs[i], p[0], bufs[i], 4, 0);
+		notify(&cbs[i].aio_sigevent, i);
+		cr_assert_eq(aio_read(&cbs[i]), 0);
+	}
+	wait_stats(S.running == 1 && S.queued == 4, "one pipe read runs, four wait");
+	cr_assert_eq(aio_cancel(p[0], NULL), AIO_NOTCANCELED);
+	for (i = 21; i < 25; i++)
+		cr_assert_eq(aio_error(&cbs[i]), ECANCELED);
+	fill_cb(&cbs[25], -1, bufs[25], 4, 0);  /* 25: EBADF */
+	notify(&cbs[25].aio_sigevent, 25);
+	cr_assert_eq(aio_read(&cbs[25]), 0);
+	for (i = 26; i < 30; i++) {            /* 26..29: lio_listio elements */
+		fill_cb(&cbs[i], fd, bufs[i], 64, i * 64);
+		cbs[i].aio_lio_opcode = LIO_READ;
+		notify(&cbs[i].aio_sigevent, i);
+		list[i - 26] = &cbs[i];
+	}
+	memset(&lsig, 0, sizeof lsig);          /* 30: the list */
+	notify(&lsig, 30);
+	cr_assert_eq(lio_listio(LIO_NOWAIT, list, 4, &lsig), 0);
+	put(p[1], "done", 4);                   /* 20 completes */
+
+	wait_until(({ int all = 1; for (i = 0; i <= 30; i++) all &= calls(i) >= 1; all; }),
+	           "every request notified");
+	sleep_ms(SETTLE_MS);
+	for (i = 0; i <= 30; i++)
+		cr_assert_eq(calls(i), 1, "request %d notified %d times", i, calls(i));
+	cr_assert_eq(calls(31), 0);
+	close(p[0]);
+	close(p[1]);
+	close(fd);
+}
+
+static void notify_by_signal(struct sigevent *sev, int i)
+{
+	sev->sigev_notify = SIGEV_SIGNAL;
+	sev->sigev_signo = SIG_A;
+	sev->sigev_value.sival_int = i;
+}
+
+static int signal_calls(int i)
+{
+	return __atomic_load_n(&sig_calls[i], __ATOMIC_ACQUIRE);
+}
+
+static void notify_by_thread(struct sigevent *sev, int i)
+{
+	sev->sigev_notify = SIGEV_THREAD;
+	sev->sigev_notify_function = thread_fn;
+	sev->sigev_notify_attributes = NULL;
+	sev->sigev_value.sival_int = i;
+}
+
+Test(posix_notify, every_request_signalled_exactly_once)
+{
+	on_signal(SIG_A, count_signal, 0);
+	exactly_once(notify_by_signal, signal_calls);
+}
+
+Test(posix_notify, every_request_gets_its_thread_call_exactly_once)
+{
+	exactly_once(notify_by_thread, th_calls);
+}
+
+/* ---- a notification that cannot be sent ------------------------------------- */
+
+Test(posix_notify, failed_notification_keeps_the_result)
+{
+	struct rlimit old, none = { 0, 0 };
+	int fd = temp_file(4096, 0);
+	char buf[100];
+	struct aiocb cb;
+
+	on_signal(SIG_A, record, 0);
+	/* No queued signal may be pending: sending one fails with EAGAIN. */
+	cr_assert_eq(getrlimit(RLIMIT_SIGPENDING, &old), 0);
+	cr_assert_eq(setrlimit(RLIMIT_SIGPENDING, &none), 0);
+	fill_cb(&cb, fd, buf, sizeof buf, 0);
+	set_signal(&cb, SIG_A, &cb);
+	cr_assert_eq(aio_read(&cb), 0);
+	cr_assert_eq(wait_aio(&cb), 0, "the read's own result");
+	wait_stats(S.notify_failed == 1, "the failed notification is counted");
+	setrlimit(RLIMIT_SIGPENDING, &old);
+	cr_assert_eq(aio_error(&cb), 0);
+	cr_assert_eq(aio_return(&cb), 100);
+	cr_assert_eq(seen_count(), 0);
+	close(fd);
+}
