@@ -603,6 +603,8 @@ static int poll_cancel(struct ap_ctx *ctx, struct iocb *iocb, void **data)
 		r->notify_next = done;
 		done = r;
 		n++;
+		if (iocb)
+			break;   /* one request per io_cancel */
 	}
 	pthread_mutex_unlock(&poller.lock);
 	if (n)
@@ -949,6 +951,7 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb)
 	r->u.aio.iocb = iocb;
 	r->u.aio.data = iocb->data;
 	r->u.aio.resfd = resfd;
+	r->deep = ctx_inflight(ctx) + ring_used(ctx, ap_load(&ctx->pushed)) > 1;
 	ap_add(&ctx->refs, 1);   /* dropped by aio_notify */
 
 	/* From here on r may complete, and be freed, at any moment. */
@@ -1129,6 +1132,8 @@ static int getevents(io_context_t handle, long min_nr, long nr,
 		got = -EFAULT;
 		goto out;
 	}
+	if (nr == 0)
+		goto out;   /* nothing to collect (and events may be NULL) */
 	if (nr > INT_MAX)
 		nr = INT_MAX;   /* the count must fit the int returned */
 	if (min_nr > nr)
@@ -1224,15 +1229,20 @@ struct cancel_match {
 	struct ap_ctx *ctx;
 	struct iocb *iocb;
 	void *data;
+	bool found;
 };
 
+/* The first request of the iocb only: an iocb submitted again while in
+ * flight is two requests, and io_cancel hands back one result. */
 static bool match_iocb(const struct ap_req *r, void *arg)
 {
 	struct cancel_match *m = arg;
 
-	if (r->ops != &aio_ops || r->u.aio.ctx != m->ctx || r->u.aio.iocb != m->iocb)
+	if (m->found || r->ops != &aio_ops || r->u.aio.ctx != m->ctx ||
+	    r->u.aio.iocb != m->iocb)
 		return false;
 	m->data = r->u.aio.data;
+	m->found = true;
 	return true;
 }
 

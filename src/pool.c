@@ -49,7 +49,7 @@ struct ap_knobs ap_knobs = {
 	.max_queued = 1L << 20,
 	.fd_concurrency = 16,
 	.cache = 64,              /* glibc's aio_num default */
-	.fastpath = 0,
+	.fastpath = 1,
 	.runnable = 1,            /* set to the online CPUs at start-up */
 };
 
@@ -63,6 +63,7 @@ static struct {
 	int nwaking;              /* signalled and not yet awake */
 	long inflight;            /* accepted, not yet finished */
 	long inflight_files;      /* of those, on files and block devices */
+	int nspinning;            /* workers spinning for work (atomic) */
 	bool draining;            /* exit(): finish what is on files */
 	pthread_cond_t drained;   /* inflight_files reached 0 while draining */
 } engine = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -260,7 +261,9 @@ static bool spin_for_work(void)
 	if (ap_ncpus < 2)
 		return false;
 	pthread_mutex_unlock(&engine.lock);
+	ap_add(&engine.nspinning, 1);
 	found = ap_spin(work_queued, NULL);
+	ap_add(&engine.nspinning, -1);
 	pthread_mutex_lock(&engine.lock);
 	return found && ap_q_has_work(&engine.q);
 }
@@ -272,6 +275,10 @@ static bool idle_wait(void)
 	struct timespec deadline;
 	int rc;
 
+	/* Work queued while the lock was dropped (spin_for_work) found no
+	 * worker to wake: this one must not sleep on it, nor exit. */
+	if (ap_q_has_work(&engine.q))
+		return true;
 	if (ms < 0)
 		return false;
 	ap_deadline(&deadline, &(struct timespec){ ms / 1000,
@@ -379,12 +386,32 @@ void ap_complete_unqueued(struct ap_req *r)
  * go first: it has no queue, or it is a regular file with nothing blocked
  * and no fsync pending.  Anything else (EAGAIN: not cached; a short read,
  * which may be a partly cached range; a pipe) is queued as usual. */
+/* With other requests in flight or unreaped (a queue depth: r->deep), the
+ * inline reads of the submitting thread keep one CPU busy; a worker on
+ * another CPU can serve some of them side by side.  A read then goes to the
+ * pool when a worker is spinning for work (it takes it at once, without a
+ * wake-up), and one in 64 when none is, to wake one.  Workers spin only
+ * while spinning pays (wait.c), so on a busy machine, where a hand-off
+ * waits for a CPU, reads stay inline.  At a queue depth of one, everything
+ * stays inline. */
+static bool offload(const struct ap_req *r)
+{
+	static __thread unsigned seed;
+
+	if (ap_ncpus < 2 || !r->deep)
+		return false;
+	if (ap_load_relaxed(&engine.nspinning) > 0)
+		return true;
+	return ++seed % 64 == 0;
+}
+
 static bool try_inline(struct ap_req *r)
 {
 	struct ap_fdq *q;
 	bool clear;
 
-	if (!knob(fastpath) || (r->op != AP_OP_READ && r->op != AP_OP_READV))
+	if (!knob(fastpath) || (r->op != AP_OP_READ && r->op != AP_OP_READV) ||
+	    offload(r))
 		return false;
 	pthread_mutex_lock(&engine.lock);
 	q = ap_q_lookup(&engine.q, r->fd);

@@ -42,6 +42,10 @@ _Static_assert(sizeof(struct aiocb) == 168, "glibc's x86_64 struct aiocb");
 
 static struct ap_chan posix_chan;
 
+/* Requests submitted and not yet taken by aio_return: the queue depth the
+ * engine's fast path looks at (ap_req.deep). */
+static long posix_depth;
+
 static struct cb_mark *mark(const struct aiocb *cb)
 {
 	return (struct cb_mark *)cb->__glibc_reserved;
@@ -165,6 +169,7 @@ static const struct ap_ops posix_ops = {
 static void posix_atfork_child(void)
 {
 	posix_chan = (struct ap_chan){ 0, 0 };
+	posix_depth = 0;
 }
 
 __attribute__((constructor)) static void posix_init(void)
@@ -227,8 +232,10 @@ static int submit(struct aiocb *cb, int op, struct ap_lio *lio)
 		ap_add(&lio->pending, 1);
 		ap_add(&lio->refs, 1);
 	}
+	r->deep = ap_add(&posix_depth, 1) > 1;
 	err = ap_submit(r, prio - cb->aio_reqprio);
 	if (err) {
+		ap_add(&posix_depth, -1);
 		if (lio) {
 			__atomic_sub_fetch(&lio->pending, 1, __ATOMIC_ACQ_REL);
 			__atomic_sub_fetch(&lio->refs, 1, __ATOMIC_ACQ_REL);
@@ -291,6 +298,7 @@ static ssize_t p_return(struct aiocb *cb)
 		errno = EINVAL;
 		return -1;
 	}
+	ap_add(&posix_depth, -1);
 	return cb->__return_value;
 }
 

@@ -386,6 +386,9 @@ static void run_prio(const short prio[4], bool flag, int order[4])
 {
 	int fd = temp_file(4096, 0), p[2];
 	io_context_t ctx = new_ctx(8);
+
+	/* The reads must queue behind the busy worker, not run inline. */
+	cr_assert_eq(aiopool_set(AIOPOOL_FASTPATH, 0), 0);
 	char b[4][16], pb;
 	struct aiocb blocker;
 	struct iocb cbs[4];

@@ -102,3 +102,100 @@ Test(posix_basic, zeroed_aiocb_means_no_notification)
 	cr_assert_eq(aio_return(&cb), (ssize_t)sizeof buf);
 	close(fd);
 }
+
+/* ---- the fast path --------------------------------------------------------- */
+
+static int notified;
+
+static void count_notification(union sigval v)
+{
+	__atomic_add_fetch((int *)v.sival_ptr, 1, __ATOMIC_SEQ_CST);
+}
+
+Test(posix_basic, fastpath_serves_cached_reads_inline_and_still_notifies)
+{
+	struct aiopool_stats before, after;
+	int fd = temp_file(65536, 0);
+	char buf[4096];
+	struct aiocb cb;
+
+	cr_assert_eq(aiopool_set(AIOPOOL_FASTPATH, 1), 0);
+	cr_assert_eq(pread(fd, buf, sizeof buf, 4096), (ssize_t)sizeof buf); /* cached */
+	before = stats_now();
+	fill_cb(&cb, fd, buf, sizeof buf, 4096);
+	cb.aio_sigevent.sigev_notify = SIGEV_THREAD;
+	cb.aio_sigevent.sigev_notify_function = count_notification;
+	cb.aio_sigevent.sigev_value.sival_ptr = &notified;
+	cr_assert_eq(aio_read(&cb), 0);
+	cr_assert_eq(aio_error(&cb), 0, "done when aio_read returns");
+	cr_assert_eq(aio_return(&cb), (ssize_t)sizeof buf);
+	for (int i = 0; i < (int)sizeof buf; i++)
+		cr_assert_eq((unsigned char)buf[i], pattern(4096 + i));
+	after = stats_now();
+	cr_assert_eq(after.fastpath, before.fastpath + 1);
+	cr_assert_eq(after.threads_created, before.threads_created, "no worker needed");
+	wait_until(__atomic_load_n(&notified, __ATOMIC_SEQ_CST) == 1, "the notification");
+	close(fd);
+}
+
+Test(posix_basic, fastpath_switched_off_queues_every_read)
+{
+	struct aiopool_stats before, after;
+	int fd = temp_file(4096, 0);
+	char buf[64];
+	struct aiocb cb;
+
+	cr_assert_eq(aiopool_set(AIOPOOL_FASTPATH, 0), 0);
+	cr_assert_eq(aiopool_get(AIOPOOL_FASTPATH), 0);
+	before = stats_now();
+	fill_cb(&cb, fd, buf, sizeof buf, 0);
+	cr_assert_eq(aio_read(&cb), 0);
+	cr_assert_eq(wait_aio(&cb), 0);
+	after = stats_now();
+	cr_assert_eq(after.fastpath, before.fastpath, "nothing inline");
+	cr_assert_eq(after.completed, before.completed + 1);
+	close(fd);
+}
+
+/* A read submitted after an fsync on the same fd may not pass it, inline
+ * or not: the fsync is a barrier both ways. */
+Test(posix_basic, fastpath_never_passes_a_pending_fsync)
+{
+	struct blocker b;
+	struct aiocb sync, rd;
+	int fd = temp_file(4096, 0);
+	char buf[64];
+
+	cr_assert_eq(aiopool_set(AIOPOOL_FASTPATH, 1), 0);
+	one_busy_worker(&b);
+	fill_cb(&sync, fd, NULL, 0, 0);
+	cr_assert_eq(aio_fsync(O_SYNC, &sync), 0);
+	fill_cb(&rd, fd, buf, sizeof buf, 0);
+	cr_assert_eq(aio_read(&rd), 0);
+	sleep_ms(SETTLE_MS);
+	cr_assert_eq(aio_error(&rd), EINPROGRESS, "the read waits behind the fsync");
+	blocker_release(&b);
+	cr_assert_eq(wait_aio(&sync), 0);
+	cr_assert_eq(wait_aio(&rd), 0);
+	cr_assert_eq(aio_return(&rd), (ssize_t)sizeof buf);
+	close(fd);
+}
+
+/* A read on a file with nothing queued ahead of it completes inline even
+ * while every worker is busy elsewhere: the fast path needs no worker. */
+Test(posix_basic, fastpath_needs_no_worker)
+{
+	struct blocker b;
+	struct aiocb rd;
+	int fd = temp_file(4096, 0);
+	char buf[64];
+
+	cr_assert_eq(aiopool_set(AIOPOOL_FASTPATH, 1), 0);
+	cr_assert_eq(pread(fd, buf, sizeof buf, 0), (ssize_t)sizeof buf);
+	one_busy_worker(&b);
+	fill_cb(&rd, fd, buf, sizeof buf, 0);
+	cr_assert_eq(aio_read(&rd), 0);
+	cr_assert_eq(aio_error(&rd), 0, "completed inline though the one worker is busy");
+	blocker_release(&b);
+	close(fd);
+}
