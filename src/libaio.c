@@ -641,6 +641,7 @@ static void aio_atfork_child(void)
 {
 	pthread_rwlockattr_t ra;
 
+	free(reg.tab);   /* the table only: the contexts stay, forgotten */
 	reg.tab = NULL;
 	reg.bits = 0;
 	reg.n = 0;

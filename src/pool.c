@@ -181,7 +181,8 @@ static int runnable(void)
 /* A request enters or leaves the engine's count of what is in flight. */
 static void admit_locked(struct ap_req *r, const struct ap_fdq *q)
 {
-	r->on_file = q->kind.parallel;
+	r->on_file = q->kind.parallel && !engine.draining; /* exit waits for
+	                        what was in flight, not for what keeps coming */
 	engine.inflight++;
 	engine.inflight_files += r->on_file;
 }
@@ -504,9 +505,12 @@ static void collect(struct ap_req *first, bool (*match)(const struct ap_req *, v
 		}
 }
 
-struct ap_cancel_result ap_cancel(int fd,
+/* ap_cancel; with detach (fd >= 0), also takes fd's queue out of the table
+ * in the same critical section, so that nothing submitted meanwhile is left
+ * queued on a detached queue. */
+static struct ap_cancel_result cancel(int fd,
 		bool (*match)(const struct ap_req *r, void *arg), void *arg,
-		bool quiet)
+		bool quiet, bool detach)
 {
 	struct ap_cancel_result res = { 0, 0 };
 	struct ap_req *victims = NULL, *r, *next, *done = NULL;
@@ -540,6 +544,8 @@ struct ap_cancel_result ap_cancel(int fd,
 		done = r;
 		res.cancelled++;
 	}
+	if (detach)
+		ap_q_detach(&engine.q, fd);
 	spawn = kick_locked();
 	pthread_mutex_unlock(&engine.lock);
 	if (spawn)
@@ -550,6 +556,13 @@ struct ap_cancel_result ap_cancel(int fd,
 		r->ops->notify(r);
 	}
 	return res;
+}
+
+struct ap_cancel_result ap_cancel(int fd,
+		bool (*match)(const struct ap_req *r, void *arg), void *arg,
+		bool quiet)
+{
+	return cancel(fd, match, arg, quiet, false);
 }
 
 static bool any_request(const struct ap_req *r, void *arg)
@@ -563,10 +576,7 @@ void ap_fd_closing(int fd)
 {
 	if (!ap_q_maybe_busy(fd))
 		return;
-	ap_cancel(fd, any_request, NULL, false);
-	pthread_mutex_lock(&engine.lock);
-	ap_q_detach(&engine.q, fd);
-	pthread_mutex_unlock(&engine.lock);
+	cancel(fd, any_request, NULL, false, true);
 }
 
 int ap_count(bool (*match)(const struct ap_req *r, void *arg), void *arg)
