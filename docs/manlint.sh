@@ -13,7 +13,8 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 mandir=$here/man
-am=$here/docs.am
+# The pages' lists: docs/docs.am, and src/ev.am for the libev adapter's.
+ams="$here/docs.am $here/../src/ev.am"
 
 if ! command -v mandoc >/dev/null 2>&1; then
 	echo "manlint: mandoc not found; skipping"
@@ -22,7 +23,8 @@ fi
 
 version=$(sed -n 's/^AC_INIT(\[aiopool\], *\[\([^]]*\)\].*/\1/p' \
 	"$here/../configure.ac" 2>/dev/null)
-listed=$(grep -v '^[[:space:]]*#' "$am" | grep -o 'docs/man/[A-Za-z0-9_.]*')
+# shellcheck disable=SC2086
+listed=$(cat $ams 2>/dev/null | grep -v '^[[:space:]]*#' | grep -o 'docs/man/[A-Za-z0-9_.]*')
 status=0
 npages=0
 
@@ -39,7 +41,7 @@ for page in "$mandir"/*.[0-9]; do
 
 	case " $(echo $listed) " in
 	*" docs/man/$name "*) ;;
-	*) bad "$name: not listed in docs/docs.am" ;;
+	*) bad "$name: not listed in docs/docs.am (or src/ev.am)" ;;
 	esac
 
 	if grep -q '^\.so ' "$page"; then
@@ -69,7 +71,7 @@ for page in "$mandir"/*.[0-9]; do
 done
 
 for f in $listed; do
-	[ -f "$here/../$f" ] || bad "$f: listed in docs/docs.am but missing"
+	[ -f "$here/../$f" ] || bad "$f: listed but missing"
 done
 
 [ $npages -gt 0 ] || bad "no pages found in $mandir"
