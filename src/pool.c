@@ -302,6 +302,37 @@ static void block_begin_locked(bool *spawn)
 	*spawn |= kick_locked();
 }
 
+/* Runs r, of class cls, on this worker; returns the class it ended in.
+ * Its fd may have been closed since r was picked, and the number may mean
+ * another file already: r then ends as cancelled, like the requests still
+ * queued at the close (fdclose.c).  That is checked right before each
+ * system call, which leaves a window of a few instructions. */
+static enum run_class run(struct ap_req *r, enum run_class cls, bool seekable)
+{
+	bool spawn = false;
+
+	if (cls == RUN_PROBE) {
+		if (ap_load(&r->q->detached))
+			goto cancelled;
+		if (ap_exec_nowait(r))
+			return cls;
+		cls = RUN_BLOCK;
+		pthread_mutex_lock(&engine.lock);
+		block_begin_locked(&spawn);
+		pthread_mutex_unlock(&engine.lock);
+		if (spawn)
+			start_worker();
+	}
+	if (ap_load(&r->q->detached))
+		goto cancelled;
+	ap_exec(r, seekable);
+	return cls;
+cancelled:
+	r->res = -1;
+	r->err = ECANCELED;
+	return cls;
+}
+
 static void *worker(void *arg)
 {
 	struct ap_req *done = NULL;
@@ -344,17 +375,7 @@ static void *worker(void *arg)
 			done->ops->notify(done);
 		if (spawn)
 			start_worker();
-		if (cls == RUN_PROBE && !ap_exec_nowait(r)) {
-			cls = RUN_BLOCK;
-			spawn = false;
-			pthread_mutex_lock(&engine.lock);
-			block_begin_locked(&spawn);
-			pthread_mutex_unlock(&engine.lock);
-			if (spawn)
-				start_worker();
-		}
-		if (cls != RUN_PROBE)
-			ap_exec(r, seekable);
+		cls = run(r, cls, seekable);
 		done = r;
 		pthread_mutex_lock(&engine.lock);
 		if (cls == RUN_BLOCK)

@@ -407,7 +407,7 @@ void ap_q_detach(struct ap_queues *qs, int fd)
 		return;
 	qs->fds[fd] = NULL;
 	map_set(fd, false);
-	q->detached = true;
+	ap_store(&q->detached, true);   /* workers look without the lock */
 	fdq_free_if_done(qs, q);
 }
 

@@ -38,7 +38,8 @@ struct ap_fdq {
 	unsigned nrunning;
 	unsigned nactive_writes; /* ready + running writes, O_APPEND fds */
 	bool barrier_active;     /* an fsync is ready or running */
-	bool detached;           /* its fd was closed: no longer in fds */
+	bool detached;           /* its fd was closed: no longer in fds; set
+	                            atomically, read by workers unlocked */
 	int heap_idx;            /* index in the run heap, -1 if not in it */
 };
 
