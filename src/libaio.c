@@ -368,8 +368,7 @@ static void aio_finish(struct ap_req *r)
 	struct io_event *ev;
 	uint64_t p;
 
-	if (r->quiet) {
-		r->u.aio.resfd = -1;
+	if (r->quiet) {   /* no event, and aio_notify signals no eventfd */
 		ctx_unreserve(ctx);
 		return;
 	}
@@ -392,8 +391,12 @@ static void aio_notify(struct ap_req *r)
 
 	if (r->u.aio.resfd >= 0) {
 		uint64_t one = 1;
-		ssize_t n = write(r->u.aio.resfd, &one, sizeof one);
-		(void)n;   /* as the kernel: an overflowing count is not an error */
+
+		if (!r->quiet) {
+			ssize_t n = write(r->u.aio.resfd, &one, sizeof one);
+			(void)n;   /* as the kernel: an overflow is not an error */
+		}
+		close(r->u.aio.resfd);   /* our duplicate (dup_eventfd) */
 	}
 	ctx_wake(ctx);
 	if (r->op == AP_OP_READV || r->op == AP_OP_WRITEV)
@@ -803,19 +806,30 @@ static int ioprio_to_prio(short reqprio, int *prio)
 }
 
 /* 0 if fd is an eventfd, else EBADF or EINVAL. */
-static int check_eventfd(int fd)
+/* The request signals its eventfd through a duplicate of its own, taken
+ * here: the program may close the eventfd before the request completes
+ * and the number may then name a file, which must not get 8 bytes (the
+ * kernel holds a reference too).  *dup is the duplicate, closed by
+ * aio_notify; 0 or an errno value. */
+static int dup_eventfd(int fd, int *dup)
 {
 	char path[40], link[32];
 	ssize_t n;
+	int d;
 
-	if (fd < 0 || fcntl(fd, F_GETFD) < 0)
-		return EBADF;
-	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	if (fd < 0 || (d = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return fd >= 0 && errno == EMFILE ? EAGAIN : EBADF;
+	snprintf(path, sizeof path, "/proc/self/fd/%d", d);
 	n = readlink(path, link, sizeof link - 1);
-	if (n < 0)
-		return 0;   /* no /proc to ask: take the program's word */
-	link[n] = '\0';
-	return strcmp(link, "anon_inode:[eventfd]") == 0 ? 0 : EINVAL;
+	if (n >= 0) {   /* without /proc to ask, take the program's word */
+		link[n] = '\0';
+		if (strcmp(link, "anon_inode:[eventfd]") != 0) {
+			close(d);
+			return EINVAL;
+		}
+	}
+	*dup = d;
+	return 0;
 }
 
 static bool bad_buf(const void *buf, size_t len)
@@ -873,11 +887,9 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb)
 	err = EBADF;
 	if ((fl = fcntl(iocb->aio_fildes, F_GETFL)) < 0 || (fl & O_PATH))
 		goto fail;
-	if (iocb->u.c.flags & IOCB_RESFD) {
-		resfd = (int)iocb->u.c.resfd;
-		if ((err = check_eventfd(resfd)) != 0)
-			goto fail;
-	}
+	if ((iocb->u.c.flags & IOCB_RESFD) &&
+	    (err = dup_eventfd((int)iocb->u.c.resfd, &resfd)) != 0)
+		goto fail;
 	iocb->key = 0;   /* as the kernel does */
 
 	err = EINVAL;
@@ -966,6 +978,8 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb)
 	return 0;
 
 fail:
+	if (resfd >= 0)
+		close(resfd);
 	ctx_unreserve(ctx);
 	return err;
 }
