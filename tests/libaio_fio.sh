@@ -27,7 +27,7 @@ fi
 
 common="--directory=$dir --filename=fio.dat --size=16m --bs=4k
 	--ioengine=libaio --iodepth=16 --iodepth_batch_submit=4
-	--verify=crc32c --verify_fatal=1 --group_reporting"
+	--verify=crc32c --verify_fatal=1 --verify_state_save=0 --group_reporting"
 
 run() {	# run NAME LOG ARGS...
 	name=$1 log=$2
