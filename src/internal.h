@@ -251,6 +251,38 @@ AP_HIDDEN extern int ap_ncpus;
  * value. */
 AP_HIDDEN bool ap_spin(bool (*cond)(void *arg), void *arg);
 
+/* ---- locks ------------------------------------------------------------ */
+
+/* Every aiopool mutex is taken and released through these.  They count, per
+ * thread, the aiopool locks the thread holds or is about to take, so that
+ * close(), dup2() and dup3() (fdclose.c), which a signal handler may call
+ * at any point, can tell that they interrupted aiopool on their own thread
+ * and must not take a lock.  The count goes up before the lock is taken and
+ * down after it is released, so a handler that runs in between sees it set
+ * and stays away.  Initial-exec TLS: reading it never allocates, also in a
+ * library that was dlopen()ed. */
+AP_HIDDEN extern __thread int ap_locks_held __attribute__((tls_model("initial-exec")));
+
+static inline void ap_lock(pthread_mutex_t *m)
+{
+	__atomic_add_fetch(&ap_locks_held, 1, __ATOMIC_RELAXED);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	pthread_mutex_lock(m);
+}
+
+static inline void ap_unlock(pthread_mutex_t *m)
+{
+	pthread_mutex_unlock(m);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	__atomic_sub_fetch(&ap_locks_held, 1, __ATOMIC_RELAXED);
+}
+
+/* Does this thread hold, or is it taking, an aiopool lock? */
+static inline bool ap_in_lock(void)
+{
+	return __atomic_load_n(&ap_locks_held, __ATOMIC_RELAXED) > 0;
+}
+
 /* ---- helpers ---------------------------------------------------------- */
 
 #define AP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

@@ -259,13 +259,13 @@ static void ctx_wake(struct ap_ctx *ctx)
 {
 	ap_chan_wake(&ctx->chan);   /* a full barrier: then look at npw */
 	if (__atomic_load_n(&ctx->npw, __ATOMIC_SEQ_CST)) {
-		pthread_mutex_lock(&ctx->lock);
+		ap_lock(&ctx->lock);
 		for (struct pwaiter *w = ctx->pw; w; w = w->next) {
 			uint64_t one = 1;
 			ssize_t n = write(w->efd, &one, sizeof one);
 			(void)n;   /* a full counter wakes the waiter too */
 		}
-		pthread_mutex_unlock(&ctx->lock);
+		ap_unlock(&ctx->lock);
 	}
 }
 
@@ -330,7 +330,7 @@ static long ring_reap(struct ap_ctx *ctx, struct io_event *ev, long nr)
 	head = ap_load_relaxed(&ring->head);
 	if (head < ctx->nr && head == ap_load(&ctx->pushed) % ctx->nr)
 		return 0;   /* empty: no lock needed to say so */
-	pthread_mutex_lock(&ctx->ring_lock);
+	ap_lock(&ctx->ring_lock);
 	tail = (uint32_t)(ctx->pushed % ctx->nr);
 	head = ap_load_relaxed(&ring->head);
 	if (head >= ctx->nr)
@@ -340,7 +340,7 @@ static long ring_reap(struct ap_ctx *ctx, struct io_event *ev, long nr)
 		head = head + 1 == ctx->nr ? 0 : head + 1;
 	}
 	ap_store(&ring->head, head);
-	pthread_mutex_unlock(&ctx->ring_lock);
+	ap_unlock(&ctx->ring_lock);
 	return n;
 }
 
@@ -372,7 +372,7 @@ static void aio_finish(struct ap_req *r)
 		ctx_unreserve(ctx);
 		return;
 	}
-	pthread_mutex_lock(&ctx->ring_lock);
+	ap_lock(&ctx->ring_lock);
 	p = ctx->pushed;
 	ev = &ctx->ring->io_events[p % ctx->nr];
 	ev->data = r->u.aio.data;
@@ -381,7 +381,7 @@ static void aio_finish(struct ap_req *r)
 	ev->res2 = 0;
 	ap_store(&ctx->pushed, p + 1);   /* the event, then the counts */
 	ap_store(&ctx->ring->tail, (unsigned)((p + 1) % ctx->nr));
-	pthread_mutex_unlock(&ctx->ring_lock);
+	ap_unlock(&ctx->ring_lock);
 }
 
 /* Without the engine lock: the event is in the ring (or cancelled). */
@@ -459,7 +459,7 @@ static void *poller_main(void *arg)
 	size_t cap = 0;
 
 	(void)arg;
-	pthread_mutex_lock(&poller.lock);
+	ap_lock(&poller.lock);
 	for (;;) {
 		struct ap_req *r, *next, *done = NULL, **donep = &done;
 		uint64_t round = ++poller.round;
@@ -475,9 +475,9 @@ static void *poller_main(void *arg)
 			}
 		}
 		if (!pfd) {   /* no memory yet: try again shortly */
-			pthread_mutex_unlock(&poller.lock);
+			ap_unlock(&poller.lock);
 			poll(NULL, 0, 10);
-			pthread_mutex_lock(&poller.lock);
+			ap_lock(&poller.lock);
 			continue;
 		}
 		pfd[0] = (struct pollfd){ poller.wakefd, POLLIN, 0 };
@@ -486,14 +486,14 @@ static void *poller_main(void *arg)
 			r->prio = (int)n;
 			pfd[n++] = (struct pollfd){ r->fd, r->poll_events, 0 };
 		}
-		pthread_mutex_unlock(&poller.lock);
+		ap_unlock(&poller.lock);
 		rc = poll(pfd, (nfds_t)n, -1);
 		if (rc > 0 && (pfd[0].revents & POLLIN)) {
 			uint64_t v;
 			ssize_t k = read(pfd[0].fd, &v, sizeof v);
 			(void)k;
 		}
-		pthread_mutex_lock(&poller.lock);
+		ap_lock(&poller.lock);
 		if (rc <= 0)
 			continue;
 		for (r = poller.head; r; r = next) {
@@ -508,12 +508,12 @@ static void *poller_main(void *arg)
 			donep = &r->notify_next;
 		}
 		if (done) {
-			pthread_mutex_unlock(&poller.lock);
+			ap_unlock(&poller.lock);
 			for (r = done; r; r = next) {
 				next = r->notify_next;
 				ap_complete_unqueued(r);
 			}
-			pthread_mutex_lock(&poller.lock);
+			ap_lock(&poller.lock);
 		}
 	}
 	return NULL;
@@ -563,14 +563,14 @@ static int poll_submit(struct ap_req *r)
 		ap_complete_unqueued(r);
 		return 0;
 	}
-	pthread_mutex_lock(&poller.lock);
+	ap_lock(&poller.lock);
 	if (ctx_dead(r->u.aio.ctx)) {
 		/* io_destroy has already swept the poller. */
-		pthread_mutex_unlock(&poller.lock);
+		ap_unlock(&poller.lock);
 		return EINVAL;
 	}
 	if ((err = poller_start_locked()) != 0) {
-		pthread_mutex_unlock(&poller.lock);
+		ap_unlock(&poller.lock);
 		return err;
 	}
 	r->state = AP_ST_POLLING;
@@ -583,7 +583,7 @@ static int poll_submit(struct ap_req *r)
 		poller.head = r;
 	poller.tail = r;
 	poller.n++;
-	pthread_mutex_unlock(&poller.lock);
+	ap_unlock(&poller.lock);
 	poller_kick();
 	return 0;
 }
@@ -595,7 +595,7 @@ static int poll_cancel(struct ap_ctx *ctx, struct iocb *iocb, void **data)
 	struct ap_req *r, *next, *done = NULL;
 	int n = 0;
 
-	pthread_mutex_lock(&poller.lock);
+	ap_lock(&poller.lock);
 	for (r = poller.head; r; r = next) {
 		next = r->next;
 		if (r->u.aio.ctx != ctx || (iocb && r->u.aio.iocb != iocb))
@@ -609,7 +609,7 @@ static int poll_cancel(struct ap_ctx *ctx, struct iocb *iocb, void **data)
 		if (iocb)
 			break;   /* one request per io_cancel */
 	}
-	pthread_mutex_unlock(&poller.lock);
+	ap_unlock(&poller.lock);
 	if (n)
 		poller_kick();   /* it need not poll them any more */
 	for (r = done; r; r = next) {
@@ -627,12 +627,12 @@ static int poll_cancel(struct ap_ctx *ctx, struct iocb *iocb, void **data)
 static void aio_atfork_prepare(void)
 {
 	pthread_rwlock_wrlock(&reg.lock);
-	pthread_mutex_lock(&poller.lock);
+	ap_lock(&poller.lock);
 }
 
 static void aio_atfork_parent(void)
 {
-	pthread_mutex_unlock(&poller.lock);
+	ap_unlock(&poller.lock);
 	pthread_rwlock_unlock(&reg.lock);
 }
 
@@ -1069,13 +1069,13 @@ static long getevents_masked(struct ap_ctx *ctx, long min_nr, long nr,
 
 	if (me.efd < 0)
 		return -ENOMEM;
-	pthread_mutex_lock(&ctx->lock);
+	ap_lock(&ctx->lock);
 	me.next = ctx->pw;
 	if (ctx->pw)
 		ctx->pw->prev = &me;
 	ctx->pw = &me;
 	__atomic_add_fetch(&ctx->npw, 1, __ATOMIC_SEQ_CST);
-	pthread_mutex_unlock(&ctx->lock);
+	ap_unlock(&ctx->lock);
 
 	for (;;) {
 		struct pollfd p = { me.efd, POLLIN, 0 };
@@ -1113,7 +1113,7 @@ static long getevents_masked(struct ap_ctx *ctx, long min_nr, long nr,
 		}
 	}
 
-	pthread_mutex_lock(&ctx->lock);
+	ap_lock(&ctx->lock);
 	if (me.prev)
 		me.prev->next = me.next;
 	else
@@ -1121,7 +1121,7 @@ static long getevents_masked(struct ap_ctx *ctx, long min_nr, long nr,
 	if (me.next)
 		me.next->prev = me.prev;
 	__atomic_sub_fetch(&ctx->npw, 1, __ATOMIC_SEQ_CST);
-	pthread_mutex_unlock(&ctx->lock);
+	ap_unlock(&ctx->lock);
 	close(me.efd);
 	ret = got;
 	return ret;

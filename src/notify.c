@@ -102,16 +102,16 @@ static void *notifier(void *arg)
 {
 	(void)arg;
 	unblock_signals();
-	pthread_mutex_lock(&np.lock);
+	ap_lock(&np.lock);
 	for (;;) {
 		struct ap_notify_node *n = np.head;
 		if (n) {
 			np.head = n->next;
 			if (!np.head)
 				np.tail = NULL;
-			pthread_mutex_unlock(&np.lock);
+			ap_unlock(&np.lock);
 			run(n);
-			pthread_mutex_lock(&np.lock);
+			ap_lock(&np.lock);
 			continue;
 		}
 		int ms = ap_load_relaxed(&ap_knobs.idle_ms);
@@ -127,7 +127,7 @@ static void *notifier(void *arg)
 			break;
 	}
 	np.nthreads--;
-	pthread_mutex_unlock(&np.lock);
+	ap_unlock(&np.lock);
 	return NULL;
 }
 
@@ -171,7 +171,7 @@ static void post(struct ap_notify_node *n)
 	bool spawn = false;
 
 	n->next = NULL;
-	pthread_mutex_lock(&np.lock);
+	ap_lock(&np.lock);
 	if (np.tail)
 		np.tail->next = n;
 	else
@@ -183,18 +183,18 @@ static void post(struct ap_notify_node *n)
 		np.nthreads++;
 		spawn = true;
 	}
-	pthread_mutex_unlock(&np.lock);
+	ap_unlock(&np.lock);
 	if (!spawn || start_thread(notifier, NULL, NULL) == 0)
 		return;
 
 	/* No thread could be made.  If no notifier is left to take the queue,
 	 * deliver it here rather than lose it. */
-	pthread_mutex_lock(&np.lock);
+	ap_lock(&np.lock);
 	np.nthreads--;
 	struct ap_notify_node *orphans = np.nthreads == 0 ? np.head : NULL;
 	if (orphans)
 		np.head = np.tail = NULL;
-	pthread_mutex_unlock(&np.lock);
+	ap_unlock(&np.lock);
 	while (orphans) {
 		struct ap_notify_node *next = orphans->next;
 		run(orphans);
@@ -224,12 +224,12 @@ void ap_notify(struct ap_notify_node *n)
 
 void ap_notify_atfork_prepare(void)
 {
-	pthread_mutex_lock(&np.lock);
+	ap_lock(&np.lock);
 }
 
 void ap_notify_atfork_parent(void)
 {
-	pthread_mutex_unlock(&np.lock);
+	ap_unlock(&np.lock);
 }
 
 /* The parent's notifier threads and queued notifications are not the
@@ -240,5 +240,5 @@ void ap_notify_atfork_child(void)
 	np.nthreads = np.nidle = 0;
 	ap_notify_failed = 0;   /* counters start again in the child */
 	init_cv();
-	pthread_mutex_unlock(&np.lock);
+	ap_unlock(&np.lock);
 }

@@ -69,6 +69,7 @@ static struct {
 } engine = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 int ap_ncpus = 1;
+__thread int ap_locks_held __attribute__((tls_model("initial-exec")));
 
 static struct {
 	unsigned long long submitted, completed, cancelled, fastpath,
@@ -89,13 +90,13 @@ struct ap_req *ap_req_alloc(void)
 {
 	struct ap_req *r;
 
-	pthread_mutex_lock(&cache.lock);
+	ap_lock(&cache.lock);
 	r = cache.head;
 	if (r) {
 		cache.head = r->next;
 		cache.n--;
 	}
-	pthread_mutex_unlock(&cache.lock);
+	ap_unlock(&cache.lock);
 	if (!r)
 		return calloc(1, sizeof *r);
 	memset(r, 0, sizeof *r);
@@ -104,14 +105,14 @@ struct ap_req *ap_req_alloc(void)
 
 void ap_req_free(struct ap_req *r)
 {
-	pthread_mutex_lock(&cache.lock);
+	ap_lock(&cache.lock);
 	if (cache.n < knob(cache)) {
 		r->next = cache.head;
 		cache.head = r;
 		cache.n++;
 		r = NULL;
 	}
-	pthread_mutex_unlock(&cache.lock);
+	ap_unlock(&cache.lock);
 	free(r);
 }
 
@@ -119,7 +120,7 @@ static void cache_trim(void)
 {
 	struct ap_req *drop = NULL;
 
-	pthread_mutex_lock(&cache.lock);
+	ap_lock(&cache.lock);
 	while (cache.n > knob(cache)) {
 		struct ap_req *r = cache.head;
 		cache.head = r->next;
@@ -127,7 +128,7 @@ static void cache_trim(void)
 		r->next = drop;
 		drop = r;
 	}
-	pthread_mutex_unlock(&cache.lock);
+	ap_unlock(&cache.lock);
 	while (drop) {
 		struct ap_req *r = drop;
 		drop = r->next;
@@ -156,10 +157,10 @@ static int start_worker(void)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (err) {
-		pthread_mutex_lock(&engine.lock);
+		ap_lock(&engine.lock);
 		engine.nthreads--;
 		engine.nactive--;
-		pthread_mutex_unlock(&engine.lock);
+		ap_unlock(&engine.lock);
 		return err;
 	}
 	ap_add(&count.threads_created, 1);
@@ -261,11 +262,11 @@ static bool spin_for_work(void)
 
 	if (ap_ncpus < 2)
 		return false;
-	pthread_mutex_unlock(&engine.lock);
+	ap_unlock(&engine.lock);
 	ap_add(&engine.nspinning, 1);
 	found = ap_spin(work_queued, NULL);
 	ap_add(&engine.nspinning, -1);
-	pthread_mutex_lock(&engine.lock);
+	ap_lock(&engine.lock);
 	return found && ap_q_has_work(&engine.q);
 }
 
@@ -317,9 +318,9 @@ static enum run_class run(struct ap_req *r, enum run_class cls, bool seekable)
 		if (ap_exec_nowait(r))
 			return cls;
 		cls = RUN_BLOCK;
-		pthread_mutex_lock(&engine.lock);
+		ap_lock(&engine.lock);
 		block_begin_locked(&spawn);
-		pthread_mutex_unlock(&engine.lock);
+		ap_unlock(&engine.lock);
 		if (spawn)
 			start_worker();
 	}
@@ -338,7 +339,7 @@ static void *worker(void *arg)
 	struct ap_req *done = NULL;
 
 	(void)arg;
-	pthread_mutex_lock(&engine.lock);
+	ap_lock(&engine.lock);
 	for (;;) {
 		struct ap_req *r = NULL;
 		enum run_class cls;
@@ -349,10 +350,10 @@ static void *worker(void *arg)
 		if (engine.nthreads <= max_threads())
 			r = ap_q_pick(&engine.q, knob(fd_concurrency));
 		if (!r && done) {
-			pthread_mutex_unlock(&engine.lock);
+			ap_unlock(&engine.lock);
 			done->ops->notify(done);
 			done = NULL;
-			pthread_mutex_lock(&engine.lock);
+			ap_lock(&engine.lock);
 			continue;
 		}
 		if (!r) {
@@ -369,7 +370,7 @@ static void *worker(void *arg)
 			block_begin_locked(&spawn);
 		else
 			spawn = kick_locked();
-		pthread_mutex_unlock(&engine.lock);
+		ap_unlock(&engine.lock);
 
 		if (done)
 			done->ops->notify(done);
@@ -377,13 +378,13 @@ static void *worker(void *arg)
 			start_worker();
 		cls = run(r, cls, seekable);
 		done = r;
-		pthread_mutex_lock(&engine.lock);
+		ap_lock(&engine.lock);
 		if (cls == RUN_BLOCK)
 			engine.nactive++;
 	}
 	engine.nactive--;
 	engine.nthreads--;
-	pthread_mutex_unlock(&engine.lock);
+	ap_unlock(&engine.lock);
 	return NULL;
 }
 
@@ -391,10 +392,10 @@ static void *worker(void *arg)
 
 void ap_complete_unqueued(struct ap_req *r)
 {
-	pthread_mutex_lock(&engine.lock);
+	ap_lock(&engine.lock);
 	r->state = AP_ST_DONE;
 	r->ops->finish(r);
-	pthread_mutex_unlock(&engine.lock);
+	ap_unlock(&engine.lock);
 	ap_add(&count.submitted, 1);
 	ap_add(r->err == ECANCELED ? &count.cancelled : &count.completed, 1);
 	if (r->fast)
@@ -435,11 +436,11 @@ static bool try_inline(struct ap_req *r)
 	if (!knob(fastpath) || (r->op != AP_OP_READ && r->op != AP_OP_READV) ||
 	    offload(r))
 		return false;
-	pthread_mutex_lock(&engine.lock);
+	ap_lock(&engine.lock);
 	q = ap_q_lookup(&engine.q, r->fd);
 	clear = !q || (q->kind.parallel && !q->kind.direct &&
 	               !q->blocked.head && !q->barrier_active);
-	pthread_mutex_unlock(&engine.lock);
+	ap_unlock(&engine.lock);
 	if (!clear)
 		return false;
 	if (!ap_exec_nowait(r)) {
@@ -462,46 +463,46 @@ int ap_submit(struct ap_req *r, int prio)
 		goto bad_fd;
 	if (try_inline(r))
 		return 0;
-	pthread_mutex_lock(&engine.lock);
+	ap_lock(&engine.lock);
 	while (!(q = ap_q_lookup(&engine.q, r->fd))) {
 		struct ap_fdkind kind;
 
-		pthread_mutex_unlock(&engine.lock);
+		ap_unlock(&engine.lock);
 		kind = ap_fd_kind(r->fd);   /* system calls: not under the lock */
 		if (kind.bad)
 			goto bad_fd;
-		pthread_mutex_lock(&engine.lock);
+		ap_lock(&engine.lock);
 		if (ap_q_lookup(&engine.q, r->fd))
 			continue;
 		if (engine.inflight >= knob(max_queued) ||
 		    !ap_q_create(&engine.q, r->fd, kind)) {
-			pthread_mutex_unlock(&engine.lock);
+			ap_unlock(&engine.lock);
 			return EAGAIN;
 		}
 	}
 	if (engine.inflight >= knob(max_queued)) {
-		pthread_mutex_unlock(&engine.lock);
+		ap_unlock(&engine.lock);
 		return EAGAIN;
 	}
 	ap_q_enqueue(&engine.q, q, r, knob(fd_concurrency));
 	admit_locked(r, q);
 	spawn = kick_locked();
-	pthread_mutex_unlock(&engine.lock);
+	ap_unlock(&engine.lock);
 	ap_add(&count.submitted, 1);
 
 	if (spawn && (err = start_worker()) != 0) {
 		/* No new thread.  An existing worker will run r; with none, r
 		 * is still queued and goes back to the caller. */
-		pthread_mutex_lock(&engine.lock);
+		ap_lock(&engine.lock);
 		if (engine.nthreads == 0 &&
 		    ap_q_remove(&engine.q, r, knob(fd_concurrency))) {
 			retire_locked(r);
-			pthread_mutex_unlock(&engine.lock);
+			ap_unlock(&engine.lock);
 			ap_add(&count.submitted, -1ULL);
 			r->state = AP_ST_NEW;
 			return EAGAIN;
 		}
-		pthread_mutex_unlock(&engine.lock);
+		ap_unlock(&engine.lock);
 	}
 	return 0;
 
@@ -538,7 +539,7 @@ static struct ap_cancel_result cancel(int fd,
 	int lo, hi, limit;
 	bool spawn;
 
-	pthread_mutex_lock(&engine.lock);
+	ap_lock(&engine.lock);
 	limit = knob(fd_concurrency);
 	lo = fd < 0 ? 0 : fd;
 	hi = fd < 0 ? engine.q.nfds : (fd < engine.q.nfds ? fd + 1 : 0);
@@ -568,7 +569,7 @@ static struct ap_cancel_result cancel(int fd,
 	if (detach)
 		ap_q_detach(&engine.q, fd);
 	spawn = kick_locked();
-	pthread_mutex_unlock(&engine.lock);
+	ap_unlock(&engine.lock);
 	if (spawn)
 		start_worker();
 	ap_add(&count.cancelled, (unsigned long long)res.cancelled);
@@ -604,7 +605,7 @@ int ap_count(bool (*match)(const struct ap_req *r, void *arg), void *arg)
 {
 	int n = 0;
 
-	pthread_mutex_lock(&engine.lock);
+	ap_lock(&engine.lock);
 	for (int i = 0; i < engine.q.nfds; i++) {
 		struct ap_fdq *q = engine.q.fds[i];
 		if (!q)
@@ -614,15 +615,15 @@ int ap_count(bool (*match)(const struct ap_req *r, void *arg), void *arg)
 		for (struct ap_req *r = q->running.head; r; r = r->next)
 			n += match(r, arg);
 	}
-	pthread_mutex_unlock(&engine.lock);
+	ap_unlock(&engine.lock);
 	return n;
 }
 
 void ap_locked(void (*fn)(void *arg), void *arg)
 {
-	pthread_mutex_lock(&engine.lock);
+	ap_lock(&engine.lock);
 	fn(arg);
-	pthread_mutex_unlock(&engine.lock);
+	ap_unlock(&engine.lock);
 }
 
 /* ---- knobs and stats --------------------------------------------------- */
@@ -662,7 +663,7 @@ AP_EXPORT int aiopool_set(int k, long v)
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_lock(&engine.lock);
+	ap_lock(&engine.lock);
 	knob_store(k, v);
 	if (k == AIOPOOL_FD_CONCURRENCY)
 		ap_q_relimit(&engine.q, (int)v);
@@ -672,7 +673,7 @@ AP_EXPORT int aiopool_set(int k, long v)
 	 * the queued work can use now. */
 	while (engine.nidle == 0 && kick_locked())
 		spawn++;
-	pthread_mutex_unlock(&engine.lock);
+	ap_unlock(&engine.lock);
 	while (spawn-- > 0)
 		start_worker();
 	if (k == AIOPOOL_CACHE)
@@ -703,12 +704,12 @@ AP_EXPORT int aiopool_stats(struct aiopool_stats *st, unsigned long size)
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_lock(&engine.lock);
+	ap_lock(&engine.lock);
 	s.threads = (unsigned long)engine.nthreads;
 	s.idle_threads = (unsigned long)engine.nidle;
 	s.queued = engine.q.nqueued;
 	s.running = engine.q.nrunning;
-	pthread_mutex_unlock(&engine.lock);
+	ap_unlock(&engine.lock);
 	s.submitted = ap_load(&count.submitted);
 	s.completed = ap_load(&count.completed);
 	s.cancelled = ap_load(&count.cancelled);
@@ -742,14 +743,14 @@ static void fork_prepare(void)
 		if (fork_hooks[i].prepare)
 			fork_hooks[i].prepare();
 	ap_notify_atfork_prepare();
-	pthread_mutex_lock(&engine.lock);
-	pthread_mutex_lock(&cache.lock);
+	ap_lock(&engine.lock);
+	ap_lock(&cache.lock);
 }
 
 static void fork_parent(void)
 {
-	pthread_mutex_unlock(&cache.lock);
-	pthread_mutex_unlock(&engine.lock);
+	ap_unlock(&cache.lock);
+	ap_unlock(&engine.lock);
 	ap_notify_atfork_parent();
 	for (int i = 0; i < nfork_hooks; i++)
 		if (fork_hooks[i].parent)
@@ -790,13 +791,13 @@ static void init_cond(void)
  * (ops->orphan), which marks it as it documents. */
 static void fork_child(void)
 {
-	pthread_mutex_unlock(&cache.lock);
+	ap_unlock(&cache.lock);
 	ap_q_reset(&engine.q, orphan);
 	engine.nthreads = engine.nactive = engine.nidle = engine.nwaking = 0;
 	engine.inflight = engine.inflight_files = 0;
 	memset(&count, 0, sizeof count);
 	init_cond();
-	pthread_mutex_unlock(&engine.lock);
+	ap_unlock(&engine.lock);
 	ap_notify_atfork_child();
 	for (int i = 0; i < nfork_hooks; i++)
 		if (fork_hooks[i].child)
@@ -850,20 +851,20 @@ __attribute__((destructor)) static void ap_fini(void)
 	unsigned long long seen = ~0ULL;
 	int spawn = 0;
 
-	pthread_mutex_lock(&engine.lock);
+	ap_lock(&engine.lock);
 	if (engine.inflight_files == 0) {
-		pthread_mutex_unlock(&engine.lock);
+		ap_unlock(&engine.lock);
 		return;
 	}
 	engine.draining = true;
 	while (engine.nidle == 0 && kick_locked())
 		spawn++;
 	pthread_cond_broadcast(&engine.work);
-	pthread_mutex_unlock(&engine.lock);
+	ap_unlock(&engine.lock);
 	while (spawn-- > 0)
 		start_worker();
 
-	pthread_mutex_lock(&engine.lock);
+	ap_lock(&engine.lock);
 	while (engine.inflight_files > 0) {
 		unsigned long long done = ap_load(&count.completed) + ap_load(&count.cancelled);
 		struct timespec deadline;
@@ -876,5 +877,5 @@ __attribute__((destructor)) static void ap_fini(void)
 		       pthread_cond_timedwait(&engine.drained, &engine.lock, &deadline) != ETIMEDOUT)
 			;
 	}
-	pthread_mutex_unlock(&engine.lock);
+	ap_unlock(&engine.lock);
 }
