@@ -7,6 +7,11 @@
  * a small pool that grows while every notifier is busy in user code (up to
  * NOTIFIER_MAX) and shrinks after the idle time, as the workers do.
  *
+ * Signal masks: every thread started here starts with every signal blocked
+ * and keeps them blocked except while it runs the user's function, which
+ * runs with none blocked, as on glibc's thread per notification.  An idle
+ * notifier never takes a process-directed signal.
+ *
  * Owns: `np` below, guarded by np.lock, a leaf lock: nothing else is taken
  * while it is held and no user code runs under it.
  */
@@ -29,6 +34,9 @@ static struct {
 	struct ap_notify_node *head, *tail;
 	int nthreads, nidle;
 } np = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Every signal: the mask of an aiopool thread outside the user's code. */
+static sigset_t all_signals;
 
 static bool signo_ok(int signo)
 {
@@ -75,33 +83,31 @@ static void send_signal(const struct sigevent *sev, pid_t tid)
 		ap_add(&ap_notify_failed, 1);
 }
 
-static void run(struct ap_notify_node *n)
-{
-	n->sev.sigev_notify_function(n->sev.sigev_value);
-	n->done(n->arg);
-}
-
-static void unblock_signals(void)
+/* Runs the user's function with the signal mask glibc gives it (nothing
+ * blocked, as on a thread of its own), then puts back the mask `after`
+ * before anything else runs on this thread.  n may be gone once done(arg)
+ * has run. */
+static void run(struct ap_notify_node *n, const sigset_t *after)
 {
 	sigset_t none;
 
-	/* As a thread of its own would: glibc starts these with no signal
-	 * blocked; workers, whose thread this may be, block them all. */
 	sigemptyset(&none);
 	pthread_sigmask(SIG_SETMASK, &none, NULL);
+	n->sev.sigev_notify_function(n->sev.sigev_value);
+	pthread_sigmask(SIG_SETMASK, after, NULL);
+	n->done(n->arg);
 }
 
 static void *one_shot(void *arg)
 {
-	unblock_signals();
-	run(arg);
+	run(arg, &all_signals);
 	return NULL;
 }
 
+/* A notifier: started with every signal blocked (start_thread). */
 static void *notifier(void *arg)
 {
 	(void)arg;
-	unblock_signals();
 	ap_lock(&np.lock);
 	for (;;) {
 		struct ap_notify_node *n = np.head;
@@ -110,7 +116,7 @@ static void *notifier(void *arg)
 			if (!np.head)
 				np.tail = NULL;
 			ap_unlock(&np.lock);
-			run(n);
+			run(n, &all_signals);
 			ap_lock(&np.lock);
 			continue;
 		}
@@ -131,23 +137,29 @@ static void *notifier(void *arg)
 	return NULL;
 }
 
+/* Creates a detached thread (or one with the caller's attributes, detached
+ * after if they say joinable) that starts with every signal blocked: the
+ * mask is inherited from the creating thread, whose own is put back. */
 static int start_thread(void *(*fn)(void *), void *arg, const pthread_attr_t *user)
 {
 	pthread_attr_t own;
 	pthread_t t;
+	sigset_t old;
 	int err, detach = PTHREAD_CREATE_DETACHED;
 
+	pthread_sigmask(SIG_SETMASK, &all_signals, &old);
 	if (user) {
 		err = pthread_create(&t, user, fn, arg);
 		if (!err && pthread_attr_getdetachstate(user, &detach) == 0 &&
 		    detach == PTHREAD_CREATE_JOINABLE)
 			pthread_detach(t);
-		return err;
+	} else {
+		pthread_attr_init(&own);
+		pthread_attr_setdetachstate(&own, PTHREAD_CREATE_DETACHED);
+		err = pthread_create(&t, &own, fn, arg);
+		pthread_attr_destroy(&own);
 	}
-	pthread_attr_init(&own);
-	pthread_attr_setdetachstate(&own, PTHREAD_CREATE_DETACHED);
-	err = pthread_create(&t, &own, fn, arg);
-	pthread_attr_destroy(&own);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return err;
 }
 
@@ -163,6 +175,7 @@ static void init_cv(void)
 
 __attribute__((constructor)) static void notify_init(void)
 {
+	sigfillset(&all_signals);
 	init_cv();
 }
 
@@ -195,9 +208,11 @@ static void post(struct ap_notify_node *n)
 	if (orphans)
 		np.head = np.tail = NULL;
 	ap_unlock(&np.lock);
+	sigset_t mine;
+	pthread_sigmask(SIG_BLOCK, NULL, &mine);   /* put back after each */
 	while (orphans) {
 		struct ap_notify_node *next = orphans->next;
-		run(orphans);
+		run(orphans, &mine);
 		orphans = next;
 	}
 }

@@ -329,6 +329,117 @@ Test(posix_notify, sigev_thread_with_unusable_attributes_still_notifies)
 	close(fd);
 }
 
+/* ---- SIGEV_THREAD: as if on a thread of its own ---------------------------- */
+
+static int idle_returned;
+
+static void return_at_once(union sigval v)
+{
+	(void)v;
+	__atomic_add_fetch(&idle_returned, 1, __ATOMIC_RELEASE);
+}
+
+/* Every thread of this process but the caller is asleep: not running, so
+ * not between a function's return and its wait either.  In a forked child. */
+static bool others_asleep(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	bool asleep = true;
+
+	child_check(d != NULL, "opendir: %s", strerror(errno));
+	while (asleep && (e = readdir(d))) {
+		char path[300], buf[512], *p;
+		ssize_t n;
+		int fd;
+
+		if (e->d_name[0] == '.' || atoi(e->d_name) == my_tid())
+			continue;
+		snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+		if ((fd = open(path, O_RDONLY)) < 0)
+			continue;   /* gone */
+		n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		p = strrchr(buf, ')');
+		asleep = p && p[1] == ' ' && p[2] == 'S';
+	}
+	closedir(d);
+	return asleep;
+}
+
+static int signal_past_idle_notifiers(void *arg)
+{
+	enum { N = 4 };
+	int fd = *(int *)arg, polls = 0;
+	static char bufs[N][64];
+	struct aiocb cbs[N];
+	struct timespec wait = { DEADLINE_MS / 1000, 0 };
+	long long end = now_ms() + DEADLINE_MS;
+	sigset_t usr1;
+
+	signal(SIGUSR1, SIG_DFL);   /* its default action ends the process */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	child_check(pthread_sigmask(SIG_BLOCK, &usr1, NULL) == 0, "pthread_sigmask");
+	child_check(aiopool_set(AIOPOOL_IDLE_MS, 10 * DEADLINE_MS) == 0, "idle time");
+	for (int i = 0; i < N; i++) {
+		fill_cb(&cbs[i], fd, bufs[i], 64, i * 64);
+		cbs[i].aio_sigevent.sigev_notify = SIGEV_THREAD;
+		cbs[i].aio_sigevent.sigev_notify_function = return_at_once;
+		child_check(aio_read(&cbs[i]) == 0, "aio_read: %s", strerror(errno));
+	}
+	while (__atomic_load_n(&idle_returned, __ATOMIC_ACQUIRE) < N || !others_asleep()) {
+		child_check(now_ms() < end, "%d of %d functions returned; every other "
+		            "thread asleep: %d", idle_returned, N, others_asleep());
+		poll_pause(&polls);
+	}
+	child_check(count_tasks() > 1, "no notifier thread is left");
+	/* Process-directed, as from another process: only an idle aiopool
+	 * thread could take it. */
+	child_check(kill(getpid(), SIGUSR1) == 0, "kill: %s", strerror(errno));
+	child_check(sigtimedwait(&usr1, NULL, &wait) == SIGUSR1,
+	            "sigtimedwait: %s", strerror(errno));
+	return 0;
+}
+
+Test(posix_notify, idle_notifiers_keep_process_signals_blocked)
+{
+	int fd = temp_file(4096, 0);
+
+	/* The child dies of SIGUSR1 if an idle notifier takes it. */
+	run_child(signal_past_idle_notifiers, &fd);
+	close(fd);
+}
+
+static void *mask_of_function;   /* NULL until the function saw its mask */
+static sigset_t function_mask;
+
+static void record_mask(union sigval v)
+{
+	(void)v;
+	pthread_sigmask(SIG_BLOCK, NULL, &function_mask);
+	__atomic_store_n(&mask_of_function, &function_mask, __ATOMIC_RELEASE);
+}
+
+Test(posix_notify, sigev_thread_function_runs_with_no_signal_blocked)
+{
+	int fd = temp_file(4096, 0);
+	char buf[16];
+	struct aiocb cb;
+
+	fill_cb(&cb, fd, buf, sizeof buf, 0);
+	cb.aio_sigevent.sigev_notify = SIGEV_THREAD;
+	cb.aio_sigevent.sigev_notify_function = record_mask;
+	cr_assert_eq(aio_read(&cb), 0);
+	wait_until(__atomic_load_n(&mask_of_function, __ATOMIC_ACQUIRE) != NULL, "the function");
+	for (int s = 1; s <= SIGRTMAX; s++)
+		cr_assert_eq(sigismember(&function_mask, s), 0,
+		             "signal %d blocked in the function (glibc blocks none)", s);
+	cr_assert_eq(aio_return(&cb), (ssize_t)sizeof buf);
+	close(fd);
+}
+
 /* ---- SIGEV_THREAD_ID -------------------------------------------------------- */
 
 struct target {
