@@ -3,9 +3,13 @@
  * SIGEV_SIGNAL and SIGEV_THREAD_ID are queued at once with
  * rt_sigqueueinfo / rt_tgsigqueueinfo, si_code SI_ASYNCIO, as glibc does.
  * SIGEV_THREAD runs the function on a new thread only when the caller gave
- * sigev_notify_attributes; otherwise on a notifier thread that is reused:
- * a small pool that grows while every notifier is busy in user code (up to
- * NOTIFIER_MAX) and shrinks after the idle time, as the workers do.
+ * sigev_notify_attributes; otherwise on a notifier thread that is reused.
+ * Each function runs as if on a thread of its own: a notification goes to
+ * a notifier that is idle or starting, never behind a function that still
+ * runs, so the notifiers grow to as many functions as run at once (no
+ * bound) and shrink after the idle time, as the workers do.  Only when no
+ * notifier exists and none can be created does the delivering thread run
+ * the function itself.
  *
  * Signal masks: every thread started here starts with every signal blocked
  * and keeps them blocked except while it runs the user's function, which
@@ -24,15 +28,16 @@
 
 #include "internal.h"
 
-#define NOTIFIER_MAX 16
-
 unsigned long long ap_notify_failed;
 
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;               /* CLOCK_MONOTONIC */
 	struct ap_notify_node *head, *tail;
-	int nthreads, nidle;
+	int nqueued;                     /* notifications in the queue */
+	int nthreads;                    /* notifier threads */
+	int nidle;                       /* of which waiting on cv */
+	int nstarting;                   /* of which created, not yet looking */
 } np = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* Every signal: the mask of an aiopool thread outside the user's code. */
@@ -104,33 +109,52 @@ static void *one_shot(void *arg)
 	return NULL;
 }
 
-/* A notifier: started with every signal blocked (start_thread). */
+/* Under np.lock: the oldest queued notification, or NULL. */
+static struct ap_notify_node *take(void)
+{
+	struct ap_notify_node *n = np.head;
+
+	if (n) {
+		np.head = n->next;
+		if (!np.head)
+			np.tail = NULL;
+		np.nqueued--;
+	}
+	return n;
+}
+
+/* Under np.lock, with nothing queued: waits as an idle notifier.  false
+ * when the idle time ran out with nothing to do: the thread exits. */
+static bool idle_wait(void)
+{
+	int ms = ap_load_relaxed(&ap_knobs.idle_ms), rc;
+	struct timespec deadline;
+
+	if (ms < 0)
+		return false;
+	ap_deadline(&deadline, &(struct timespec){ ms / 1000, (ms % 1000) * 1000000L });
+	np.nidle++;
+	rc = pthread_cond_timedwait(&np.cv, &np.lock, &deadline);
+	np.nidle--;
+	return rc != ETIMEDOUT || np.head;
+}
+
+/* A notifier: started with every signal blocked (start_thread), and
+ * counted in np.nstarting until it first looks at the queue. */
 static void *notifier(void *arg)
 {
 	(void)arg;
 	ap_lock(&np.lock);
+	np.nstarting--;
 	for (;;) {
-		struct ap_notify_node *n = np.head;
+		struct ap_notify_node *n = take();
 		if (n) {
-			np.head = n->next;
-			if (!np.head)
-				np.tail = NULL;
 			ap_unlock(&np.lock);
 			run(n, &all_signals);
 			ap_lock(&np.lock);
-			continue;
+		} else if (!idle_wait()) {
+			break;
 		}
-		int ms = ap_load_relaxed(&ap_knobs.idle_ms);
-		if (ms < 0)
-			break;
-		struct timespec deadline;
-		ap_deadline(&deadline, &(struct timespec){ ms / 1000,
-		                                           (ms % 1000) * 1000000L });
-		np.nidle++;
-		int rc = pthread_cond_timedwait(&np.cv, &np.lock, &deadline);
-		np.nidle--;
-		if (rc == ETIMEDOUT && !np.head)
-			break;
 	}
 	np.nthreads--;
 	ap_unlock(&np.lock);
@@ -179,9 +203,51 @@ __attribute__((constructor)) static void notify_init(void)
 	init_cv();
 }
 
+/* Starts `want` notifiers already counted in np.nthreads and np.nstarting.
+ * true if, after it, some notifier exists to take the queue. */
+static bool spawn(int want)
+{
+	int failed = 0;
+	bool any;
+
+	for (int i = 0; i < want; i++)
+		failed += start_thread(notifier, NULL, NULL) != 0;
+	ap_lock(&np.lock);
+	np.nthreads -= failed;
+	np.nstarting -= failed;
+	any = np.nthreads > 0;
+	ap_unlock(&np.lock);
+	return any;
+}
+
+/* Runs every queued notification on this thread: the last resort when no
+ * notifier exists and none can be created.  This thread's mask is put back
+ * after each function. */
+static void run_queue_here(void)
+{
+	struct ap_notify_node *n;
+	sigset_t mine;
+
+	pthread_sigmask(SIG_BLOCK, NULL, &mine);
+	for (;;) {
+		ap_lock(&np.lock);
+		n = np.nthreads == 0 ? take() : NULL;
+		ap_unlock(&np.lock);
+		if (!n)
+			return;
+		run(n, &mine);
+	}
+}
+
+/* Queues n for a notifier.  Every queued notification has a taker of its
+ * own, a notifier that is idle or starting, never one that runs a
+ * function: one is started for each notification beyond them.  A
+ * notification left without one (no thread could be created) is taken by
+ * the next notifier to come free, and the next post tries again to start
+ * one for it. */
 static void post(struct ap_notify_node *n)
 {
-	bool spawn = false;
+	int want;
 
 	n->next = NULL;
 	ap_lock(&np.lock);
@@ -190,31 +256,17 @@ static void post(struct ap_notify_node *n)
 	else
 		np.head = n;
 	np.tail = n;
-	if (np.nidle > 0) {
+	np.nqueued++;
+	if (np.nidle > 0)
 		pthread_cond_signal(&np.cv);
-	} else if (np.nthreads < NOTIFIER_MAX) {
-		np.nthreads++;
-		spawn = true;
+	want = np.nqueued - np.nidle - np.nstarting;
+	if (want > 0) {
+		np.nthreads += want;
+		np.nstarting += want;
 	}
 	ap_unlock(&np.lock);
-	if (!spawn || start_thread(notifier, NULL, NULL) == 0)
-		return;
-
-	/* No thread could be made.  If no notifier is left to take the queue,
-	 * deliver it here rather than lose it. */
-	ap_lock(&np.lock);
-	np.nthreads--;
-	struct ap_notify_node *orphans = np.nthreads == 0 ? np.head : NULL;
-	if (orphans)
-		np.head = np.tail = NULL;
-	ap_unlock(&np.lock);
-	sigset_t mine;
-	pthread_sigmask(SIG_BLOCK, NULL, &mine);   /* put back after each */
-	while (orphans) {
-		struct ap_notify_node *next = orphans->next;
-		run(orphans, &mine);
-		orphans = next;
-	}
+	if (want > 0 && !spawn(want))
+		run_queue_here();
 }
 
 void ap_notify(struct ap_notify_node *n)
@@ -252,7 +304,7 @@ void ap_notify_atfork_parent(void)
 void ap_notify_atfork_child(void)
 {
 	np.head = np.tail = NULL;
-	np.nthreads = np.nidle = 0;
+	np.nqueued = np.nthreads = np.nidle = np.nstarting = 0;
 	ap_notify_failed = 0;   /* counters start again in the child */
 	init_cv();
 	ap_unlock(&np.lock);

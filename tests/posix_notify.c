@@ -440,6 +440,64 @@ Test(posix_notify, sigev_thread_function_runs_with_no_signal_blocked)
 	close(fd);
 }
 
+/* Functions that wait for each other: each must have a thread. */
+enum { MEET_N = 32 };
+static struct {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	int arrived, met, returned;
+} meet = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+
+static void meet_the_others(union sigval v)
+{
+	struct timespec end;
+
+	(void)v;
+	/* Longer than the test waits: a function left waiting fails the test,
+	 * it does not time out first. */
+	clock_gettime(CLOCK_REALTIME, &end);
+	end.tv_sec += 2 * DEADLINE_MS / 1000;
+	pthread_mutex_lock(&meet.m);
+	if (++meet.arrived == MEET_N)
+		pthread_cond_broadcast(&meet.cv);
+	while (meet.arrived < MEET_N &&
+	       pthread_cond_timedwait(&meet.cv, &meet.m, &end) != ETIMEDOUT)
+		;
+	meet.met += meet.arrived == MEET_N;
+	meet.returned++;
+	pthread_mutex_unlock(&meet.m);
+}
+
+static int meet_count(int *field)
+{
+	pthread_mutex_lock(&meet.m);
+	int n = *field;
+	pthread_mutex_unlock(&meet.m);
+	return n;
+}
+
+Test(posix_notify, sigev_thread_functions_that_wait_for_each_other_all_run)
+{
+	int fd = temp_file(MEET_N * 64, 0);
+	static char bufs[MEET_N][64];
+	static struct aiocb cbs[MEET_N];
+
+	for (int i = 0; i < MEET_N; i++) {
+		fill_cb(&cbs[i], fd, bufs[i], 64, i * 64);
+		cbs[i].aio_sigevent.sigev_notify = SIGEV_THREAD;
+		cbs[i].aio_sigevent.sigev_notify_function = meet_the_others;
+		cr_assert_eq(aio_read(&cbs[i]), 0, "%d: %s", i, strerror(errno));
+	}
+	wait_until(meet_count(&meet.arrived) == MEET_N,
+	           "%d of %d functions started: the others wait for one to return",
+	           meet_count(&meet.arrived), MEET_N);
+	wait_until(meet_count(&meet.returned) == MEET_N, "the functions returned");
+	cr_assert_eq(meet_count(&meet.met), MEET_N);
+	for (int i = 0; i < MEET_N; i++)
+		cr_assert_eq(aio_return(&cbs[i]), 64);
+	close(fd);
+}
+
 /* ---- SIGEV_THREAD_ID -------------------------------------------------------- */
 
 struct target {
