@@ -94,13 +94,21 @@ static int fail(struct aiocb *cb, int err)
 
 /* ---- lio_listio groups --------------------------------------------------- */
 
-/* One lio_listio call.  pending counts elements not yet notified, plus one
- * for the submitting call while it queues them; when it reaches 0 the list
- * is done: its sigevent goes out (LIO_NOWAIT) and a LIO_WAIT caller wakes.
- * refs counts who may still touch it: the caller, each element and the
- * list's own notification in flight.  No part of it lives on a stack, so a
- * LIO_WAIT interrupted by a signal leaves nothing dangling. */
+/* One lio_listio call.  Two counts, each with one extra for the submitting
+ * call while it queues:
+ *   unsent: elements whose I/O is not complete or whose own notification
+ *     has not been sent (signal queued, function handed to its thread).
+ *     At 0 a LIO_WAIT caller returns: it waits for the I/O, never for a
+ *     SIGEV_THREAD function to return.
+ *   pending: elements whose own notification is not over (for SIGEV_THREAD,
+ *     its function has not returned).  At 0 the list's sigevent goes out
+ *     (LIO_NOWAIT), after every element's.
+ * refs counts who may still touch it: the caller, each element twice (one
+ * for each count) and the list's own notification in flight.  No part of it
+ * lives on a stack, so a LIO_WAIT interrupted by a signal leaves nothing
+ * dangling. */
 struct ap_lio {
+	uint32_t unsent;
 	uint32_t pending;
 	uint32_t refs;
 	bool notify;
@@ -115,14 +123,21 @@ static void lio_unref(void *arg)
 		free(lio);
 }
 
+/* An element's I/O is complete and its notification sent. */
+static void lio_element_sent(struct ap_lio *lio)
+{
+	if (__atomic_sub_fetch(&lio->unsent, 1, __ATOMIC_ACQ_REL) == 0)
+		ap_chan_wake(&posix_chan);
+	lio_unref(lio);
+}
+
+/* An element's own notification is over. */
 static void lio_element_done(struct ap_lio *lio)
 {
-	if (__atomic_sub_fetch(&lio->pending, 1, __ATOMIC_ACQ_REL) == 0) {
-		if (lio->notify) {
-			ap_add(&lio->refs, 1);
-			ap_notify(&lio->note);
-		}
-		ap_chan_wake(&posix_chan);
+	if (__atomic_sub_fetch(&lio->pending, 1, __ATOMIC_ACQ_REL) == 0 &&
+	    lio->notify) {
+		ap_add(&lio->refs, 1);
+		ap_notify(&lio->note);
 	}
 	lio_unref(lio);
 }
@@ -147,10 +162,14 @@ static void posix_released(void *arg)
 
 static void posix_notify(struct ap_req *r)
 {
+	struct ap_lio *lio = r->u.posix.lio;   /* r may be gone after ap_notify */
+
 	ap_chan_wake(&posix_chan);
 	r->u.posix.note.done = posix_released;
 	r->u.posix.note.arg = r;
 	ap_notify(&r->u.posix.note);
+	if (lio)
+		lio_element_sent(lio);
 }
 
 /* In a fork child: the parent's requests will not run here. */
@@ -229,16 +248,18 @@ static int submit(struct aiocb *cb, int op, struct ap_lio *lio)
 	ap_store_relaxed(&mark(cb)->state, (uint32_t)CB_QUEUED);
 	ap_store(&cb->__error_code, EINPROGRESS);
 	if (lio) {
+		ap_add(&lio->unsent, 1);
 		ap_add(&lio->pending, 1);
-		ap_add(&lio->refs, 1);
+		ap_add(&lio->refs, 2);
 	}
 	r->deep = ap_add(&posix_depth, 1) > 1;
 	err = ap_submit(r, prio - cb->aio_reqprio);
 	if (err) {
 		ap_add(&posix_depth, -1);
 		if (lio) {
+			__atomic_sub_fetch(&lio->unsent, 1, __ATOMIC_ACQ_REL);
 			__atomic_sub_fetch(&lio->pending, 1, __ATOMIC_ACQ_REL);
-			__atomic_sub_fetch(&lio->refs, 1, __ATOMIC_ACQ_REL);
+			__atomic_sub_fetch(&lio->refs, 2, __ATOMIC_ACQ_REL);
 		}
 		ap_req_free(r);
 		return fail(cb, err);
@@ -386,7 +407,7 @@ static int p_lio_listio(int mode, struct aiocb *const list[], int nent,
 		errno = EAGAIN;
 		return -1;
 	}
-	lio->pending = 1;   /* this call, while it queues */
+	lio->unsent = lio->pending = 1;   /* this call, while it queues */
 	lio->refs = 1;
 	if (mode == LIO_NOWAIT && sig && sig->sigev_notify != SIGEV_NONE) {
 		lio->notify = true;
@@ -417,13 +438,14 @@ static int p_lio_listio(int mode, struct aiocb *const list[], int nent,
 		}
 	}
 
-	ap_add(&lio->refs, 1);   /* lio_element_done drops one */
+	ap_add(&lio->refs, 2);   /* each of these drops one */
+	lio_element_sent(lio);
 	lio_element_done(lio);
 
 	if (mode == LIO_WAIT) {
-		while (ap_load(&lio->pending) != 0) {
+		while (ap_load(&lio->unsent) != 0) {
 			uint32_t seen = ap_chan_seq(&posix_chan);
-			if (ap_load(&lio->pending) == 0)
+			if (ap_load(&lio->unsent) == 0)
 				break;
 			if (ap_chan_wait(&posix_chan, seen, NULL) == EINTR) {
 				err = EINTR;

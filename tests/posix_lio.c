@@ -427,6 +427,102 @@ Test(posix_lio, element_signals_come_before_the_lists)
 	close(fd);
 }
 
+/* ---- waiting returns with the I/O, not with the functions ----------------- */
+
+/* The caller holds `held` while it waits; the elements' functions take it.
+ * The wait must end with the I/O, and the functions run once it is let go. */
+static pthread_mutex_t held = PTHREAD_MUTEX_INITIALIZER;
+static int held_calls;
+
+static void take_held(union sigval v)
+{
+	(void)v;
+	pthread_mutex_lock(&held);
+	held_calls++;
+	pthread_mutex_unlock(&held);
+}
+
+static int held_count(void)
+{
+	pthread_mutex_lock(&held);
+	int n = held_calls;
+	pthread_mutex_unlock(&held);
+	return n;
+}
+
+static void wait_held_calls(int n)
+{
+	long long end = now_ms() + DEADLINE_MS;
+	int polls = 0;
+
+	while (held_count() < n) {
+		child_check(now_ms() < end, "%d of %d functions ran", held_count(), n);
+		poll_pause(&polls);
+	}
+	child_check(held_count() == n, "%d calls for %d requests", held_count(), n);
+}
+
+static int lio_wait_under_the_functions_lock(void *arg)
+{
+	int fd = *(int *)arg, rc;
+	static char bufs[NEL][64];
+	struct aiocb cbs[NEL], *list[NEL];
+
+	for (int i = 0; i < NEL; i++) {
+		set_op(&cbs[i], fd, bufs[i], 64, i * 64, LIO_READ);
+		cbs[i].aio_sigevent.sigev_notify = SIGEV_THREAD;
+		cbs[i].aio_sigevent.sigev_notify_function = take_held;
+		list[i] = &cbs[i];
+	}
+	pthread_mutex_lock(&held);
+	rc = lio_listio(LIO_WAIT, list, NEL, NULL);
+	child_check(rc == 0, "lio_listio: %s", strerror(errno));
+	for (int i = 0; i < NEL; i++)
+		child_check(aio_error(&cbs[i]) == 0 && aio_return(&cbs[i]) == 64,
+		            "element %d: %s", i, strerror(aio_error(&cbs[i])));
+	child_check(held_calls == 0, "a function ran under the caller's lock");
+	pthread_mutex_unlock(&held);
+	wait_held_calls(NEL);
+	return 0;
+}
+
+Test(posix_lio, lio_wait_returns_before_the_elements_functions)
+{
+	int fd = temp_file(65536, 0);
+
+	/* A child with a deadline: the wait must not hang on the functions. */
+	run_child(lio_wait_under_the_functions_lock, &fd);
+	close(fd);
+}
+
+static int suspend_under_the_functions_lock(void *arg)
+{
+	int fd = *(int *)arg;
+	char buf[64];
+	struct aiocb cb;
+	const struct aiocb *list[] = { &cb };
+
+	fill_cb(&cb, fd, buf, sizeof buf, 0);
+	cb.aio_sigevent.sigev_notify = SIGEV_THREAD;
+	cb.aio_sigevent.sigev_notify_function = take_held;
+	pthread_mutex_lock(&held);
+	child_check(aio_read(&cb) == 0, "aio_read: %s", strerror(errno));
+	child_check(aio_suspend(list, 1, NULL) == 0, "aio_suspend: %s", strerror(errno));
+	child_check(aio_error(&cb) == 0 && aio_return(&cb) == 64, "the read");
+	child_check(held_calls == 0, "the function ran under the caller's lock");
+	pthread_mutex_unlock(&held);
+	wait_held_calls(1);
+	return 0;
+}
+
+Test(posix_lio, aio_suspend_returns_before_the_function)
+{
+	int fd = temp_file(4096, 0);
+
+	run_child(suspend_under_the_functions_lock, &fd);
+	close(fd);
+}
+
 /* ---- LIO_WAIT interrupted ----------------------------------------------------------- */
 
 static int interrupted;
