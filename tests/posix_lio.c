@@ -1,7 +1,9 @@
 /* posix_lio: lio_listio in both modes: waiting, skipped entries, bad
  * elements and arguments, the list's notification (also for an empty list,
- * and after every element's own), and a LIO_WAIT interrupted by a signal,
- * which must return EINTR and leave nothing behind. */
+ * and after every element's own), LIO_WAIT (and aio_suspend) returning with
+ * the I/O while the elements' functions wait for the caller, and a LIO_WAIT
+ * interrupted by a signal, which must return EINTR and leave nothing
+ * behind. */
 #include "common.h"
 
 /* A backstop: a call that blocks without a deadline of its own (LIO_WAIT,

@@ -1,6 +1,8 @@
 /* posix_notify: the sigevent kinds of the POSIX front end.  SIGEV_NONE,
  * SIGEV_SIGNAL (payload checked in a SA_SIGINFO handler), SIGEV_THREAD (the
- * value, reused notifier threads, the caller's thread attributes),
+ * value, reused notifier threads, the caller's thread attributes, each
+ * function as if on a thread of its own: its signal mask, functions that
+ * wait for each other, idle notifiers that take no process signal),
  * SIGEV_THREAD_ID; every request notified exactly once, cancelled and
  * failed ones included; a failed notification keeps the I/O's result.
  *
