@@ -63,6 +63,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -127,6 +128,20 @@ static bool bad_ptr(const void *p, size_t len)
 	uintptr_t a = (uintptr_t)p;
 
 	return a < 4096 || a >= USER_END || len > USER_END - a;
+}
+
+/* bad_ptr, or the 8 bytes at p, which hold zero, cannot be written (a
+ * read-only mapping): where the kernel's put_user would fault, -EFAULT
+ * instead of a crash.  select() with a 64-bit set of no descriptors reads
+ * the 8 bytes and writes the same zeros back, or fails with EFAULT; called
+ * raw, as sanitizers' select() would check a whole fd_set. */
+static bool bad_zero_out(void *p)
+{
+	struct timeval zero = { 0, 0 };
+
+	if (bad_ptr(p, 8))
+		return true;
+	return syscall(SYS_select, 64, p, NULL, NULL, &zero) < 0 && errno == EFAULT;
 }
 
 /* ---- contexts and the registry ------------------------------------------- */
@@ -707,6 +722,8 @@ static int la_setup(int maxevents, io_context_t *ctxp)
 		return -EINVAL;
 	if (nr > aio_max_nr())
 		return -EAGAIN;
+	if (bad_zero_out(ctxp))
+		return -EFAULT;   /* the kernel's final put_user would fault */
 	if (posix_memalign(&mem, 64, RING_OFFSET + sizeof *ring +
 	                   (size_t)(nr + 1) * sizeof(struct io_event)))
 		return -ENOMEM;
@@ -1307,7 +1324,8 @@ static int la_queue_init(int maxevents, io_context_t *ctxp)
 		return -EINVAL;
 	if (bad_ptr(ctxp, sizeof *ctxp))
 		return -EFAULT;
-	*ctxp = NULL;
+	if (*ctxp)
+		*ctxp = NULL;   /* a NULL stays unwritten: ctxp may be read-only */
 	return la_setup(maxevents, ctxp);
 }
 
