@@ -1064,14 +1064,19 @@ static bool waitspec_left(const struct waitspec *w, struct timespec *left)
 }
 
 /* Enough collected?  min_nr == 0 with a wait allowed waits for one event
- * while requests are in flight (see the top of the file). */
+ * while requests are in flight (see the top of the file).  `pushed' is the
+ * count of events pushed, read before the reap that collected nothing: the
+ * reap saw every one of them, so if every request accepted is among them,
+ * nothing is in flight and nothing was missed.  A count read after the
+ * reap could include an event pushed since, which the reap did not see
+ * and nobody would return. */
 static bool enough(struct ap_ctx *ctx, long got, long min_nr, long nr,
-		const struct waitspec *w)
+		const struct waitspec *w, uint64_t pushed)
 {
 	if (got < min_nr)
 		return false;
 	if (got == 0 && min_nr == 0 && nr > 0 && !w->nowait)
-		return ctx_inflight(ctx) == 0;
+		return ap_load(&ctx->reserved) == pushed;
 	return true;
 }
 
@@ -1099,8 +1104,10 @@ static long getevents_masked(struct ap_ctx *ctx, long min_nr, long nr,
 		struct timespec left;
 		int rc, cancel;
 
+		uint64_t pushed = ap_load(&ctx->pushed);   /* see enough() */
+
 		got += ring_reap(ctx, events + got, nr - got);
-		if (enough(ctx, got, min_nr, nr, w))
+		if (enough(ctx, got, min_nr, nr, w, pushed))
 			break;
 		if (ctx_dead(ctx)) {
 			if (!got)
@@ -1177,10 +1184,11 @@ static int getevents(io_context_t handle, long min_nr, long nr,
 	}
 	for (;;) {
 		uint32_t seen = ap_chan_seq(&ctx->chan);
+		uint64_t pushed = ap_load(&ctx->pushed);   /* see enough() */
 		int err;
 
 		got += ring_reap(ctx, events + got, nr - got);
-		if (enough(ctx, got, min_nr, nr, &w))
+		if (enough(ctx, got, min_nr, nr, &w, pushed))
 			break;
 		if (ctx_dead(ctx)) {
 			if (!got)
@@ -1233,9 +1241,12 @@ static int la_queue_wait(io_context_t handle, struct timespec *timeout)
 	waitspec_init(&w, timeout);
 	for (;;) {
 		uint32_t seen = ap_chan_seq(&ctx->chan);
+		uint64_t pushed = ap_load(&ctx->pushed);
 		int err;
 
-		if (ring_used(ctx, ap_load(&ctx->pushed)) || ctx_inflight(ctx) == 0)
+		/* One view: an event pushed between two reads of the count
+		 * would be neither in the ring nor in flight. */
+		if (ring_used(ctx, pushed) || ap_load(&ctx->reserved) == pushed)
 			break;
 		if (ctx_dead(ctx)) {
 			ret = -EINVAL;
