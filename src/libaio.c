@@ -7,14 +7,24 @@
  *            handle here before touching anything, so a garbage, destroyed
  *            or foreign handle gives -EINVAL without being dereferenced.
  *   poller   the POLL poller: a thread that poll()s every waiting POLL
- *            request, so that they never occupy a worker.  poller.lock.
+ *            request, so that they never occupy a worker; its list and its
+ *            wake-up pipe.  poller.lock.
  *   each struct ap_ctx: its ring (ring_lock), its io_pgetevents waiters
- *            (lock), and atomics: refs, reserved, pushed.
+ *            and their spare wake-up pipe (lock), and atomics: refs,
+ *            reserved, pushed.
+ *   the descriptors the front end keeps: the wake-up pipes, a RESFD
+ *            eventfd's duplicate (per request), a waiting POLL's duplicate
+ *            of its fd (per request).  Each is checked to name still what
+ *            it named when made before every use (see "aiopool's own
+ *            descriptors"); none is needed for a call to succeed but the
+ *            RESFD duplicate.
  *
  * Locks: reg.lock, poller.lock and a context's lock are never held across
  * an engine call, nor together but by fork's prepare handler (reg.lock,
- * then poller.lock).  ring_lock is the innermost lock of all, taken in
- * aio_finish under the engine lock and by readers of the ring.
+ * then poller.lock).  Under poller.lock and a context's lock only fstat
+ * and the write of a wake-up byte are made.  ring_lock is the innermost
+ * lock of all, taken in aio_finish under the engine lock and by readers of
+ * the ring.
  *
  * A context is one allocation: struct ap_ctx, then the ring, laid out as
  * the kernel's struct aio_ring (32-byte header, then the events).  The
@@ -50,7 +60,11 @@
  *     submission; a known flag the kernel refuses for that file comes back
  *     as the event's res.
  *   - POLL's res is poll(2)'s revents for the requested events (and
- *     POLLERR, POLLHUP, POLLNVAL).
+ *     POLLERR, POLLHUP).  A waiting POLL holds its file through a
+ *     duplicate of the fd, as the kernel holds a reference; if the program
+ *     closes that duplicate (or, when no descriptor was free for one, its
+ *     own fd) it ends with -ECANCELED instead of polling whatever file
+ *     takes the number.
  */
 #include "config.h"
 
