@@ -315,7 +315,8 @@ Test(libaio_wait, queue_wait_waits_for_an_event)
  * call.  The decision can only be wrong if the event is pushed between the
  * reap that finds the ring empty and the look at what is in flight, so the
  * loop makes many round trips (each one checked, the loop bounded), varies
- * the caller's delay so that completions land at every point of its path,
+ * the caller's delay a little (longer ones make the worker's completion
+ * land while the caller sleeps) so that completions land along its path,
  * and sets head, while the ring is empty, to tail + nr (the same slot: the
  * kernel reads it modulo nr), which sends the reap through its locked path,
  * a wider target. */
@@ -339,7 +340,7 @@ Test(libaio_wait, min_nr_zero_never_returns_0_with_a_request_in_flight,
 		__atomic_store_n(&ring->head, ring->tail + ring->nr, __ATOMIC_RELAXED);
 		io_prep_pwrite(&cb, fd, buf, sizeof buf, 0);
 		cr_assert_eq(submit1(ctx, &cb), 1);
-		for (volatile long k = (i % 64) * 8; k > 0; k--)
+		for (volatile long k = (i % 64) * 2; k > 0; k--)
 			;
 		rc = io_getevents(ctx, 0, 1, &ev, &t);
 		if (rc == 0)
