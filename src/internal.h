@@ -126,7 +126,14 @@ struct ap_req {
 			struct ap_ctx *ctx;
 			void *iocb;               /* struct iocb * as submitted */
 			void *data;               /* iocb->data */
-			int resfd;                /* eventfd or -1 */
+			int resfd;                /* our duplicate of the
+			                             eventfd, or -1 */
+			bool poll_own;            /* POLL: fd is our duplicate */
+			/* What resfd and a waiting POLL's fd named when
+			 * taken (fstat), checked before each use: the
+			 * program may close them and reuse the numbers. */
+			dev_t resfd_dev, poll_dev;
+			ino_t resfd_ino, poll_ino;
 		} aio;
 	} u;
 	struct ap_req *notify_next;       /* notify.c's queue */

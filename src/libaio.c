@@ -7,14 +7,24 @@
  *            handle here before touching anything, so a garbage, destroyed
  *            or foreign handle gives -EINVAL without being dereferenced.
  *   poller   the POLL poller: a thread that poll()s every waiting POLL
- *            request, so that they never occupy a worker.  poller.lock.
+ *            request, so that they never occupy a worker; its list and its
+ *            wake-up pipe.  poller.lock.
  *   each struct ap_ctx: its ring (ring_lock), its io_pgetevents waiters
- *            (lock), and atomics: refs, reserved, pushed.
+ *            and their spare wake-up pipe (lock), and atomics: refs,
+ *            reserved, pushed.
+ *   the descriptors the front end keeps: the wake-up pipes, a RESFD
+ *            eventfd's duplicate (per request), a waiting POLL's duplicate
+ *            of its fd (per request).  Each is checked to name still what
+ *            it named when made before every use (see "aiopool's own
+ *            descriptors"); none is needed for a call to succeed but the
+ *            RESFD duplicate.
  *
  * Locks: reg.lock, poller.lock and a context's lock are never held across
  * an engine call, nor together but by fork's prepare handler (reg.lock,
- * then poller.lock).  ring_lock is the innermost lock of all, taken in
- * aio_finish under the engine lock and by readers of the ring.
+ * then poller.lock).  Under poller.lock and a context's lock only fstat
+ * and the write of a wake-up byte are made.  ring_lock is the innermost
+ * lock of all, taken in aio_finish under the engine lock and by readers of
+ * the ring.
  *
  * A context is one allocation: struct ap_ctx, then the ring, laid out as
  * the kernel's struct aio_ring (32-byte header, then the events).  The
@@ -50,7 +60,11 @@
  *     submission; a known flag the kernel refuses for that file comes back
  *     as the event's res.
  *   - POLL's res is poll(2)'s revents for the requested events (and
- *     POLLERR, POLLHUP, POLLNVAL).
+ *     POLLERR, POLLHUP).  A waiting POLL holds its file through a
+ *     duplicate of the fd, as the kernel holds a reference; if the program
+ *     closes that duplicate (or, when no descriptor was free for one, its
+ *     own fd) it ends with -ECANCELED instead of polling whatever file
+ *     takes the number.
  */
 #include "config.h"
 
@@ -63,6 +77,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -129,13 +144,129 @@ static bool bad_ptr(const void *p, size_t len)
 	return a < 4096 || a >= USER_END || len > USER_END - a;
 }
 
+/* bad_ptr, or the 8 bytes at p, which hold zero, cannot be written (a
+ * read-only mapping): where the kernel's put_user would fault, -EFAULT
+ * instead of a crash.  select() with a 64-bit set of no descriptors reads
+ * the 8 bytes and writes the same zeros back, or fails with EFAULT; called
+ * raw, as sanitizers' select() would check a whole fd_set. */
+static bool bad_zero_out(void *p)
+{
+	struct timeval zero = { 0, 0 };
+
+	if (bad_ptr(p, 8))
+		return true;
+	return syscall(SYS_select, 64, p, NULL, NULL, &zero) < 0 && errno == EFAULT;
+}
+
+/* ---- aiopool's own descriptors ------------------------------------------ */
+
+/* A program may close descriptors it did not open (close_range(3, ~0U, 0)
+ * in a daemon, a loop over /proc/self/fd), and its next file then takes the
+ * number.  So each descriptor kept here is checked, before every use, to
+ * name still what it named when it was made; a number that fails is
+ * forgotten, never written, read or closed.  Wake-ups are pipes: each has
+ * an inode of its own, so fstat tells it from any file that may take its
+ * number (all eventfds share one inode and could not be told apart). */
+struct fdid {
+	dev_t dev;
+	ino_t ino;
+};
+
+/* What fd names now; false if it is not open. */
+static bool fdid_take(int fd, struct fdid *id)
+{
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return false;
+	*id = (struct fdid){ st.st_dev, st.st_ino };
+	return true;
+}
+
+/* Does fd still name what fdid_take saw? */
+static bool fdid_same(int fd, dev_t dev, ino_t ino)
+{
+	struct stat st;
+
+	return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev &&
+	       st.st_ino == ino;
+}
+
+/* A wake-up: a byte in the pipe wakes whoever polls its read end. */
+struct wakepipe {
+	int rfd, wfd;         /* -1: none */
+	struct fdid id;       /* both ends' inode */
+};
+#define WAKEPIPE_NONE ((struct wakepipe){ -1, -1, { 0, 0 } })
+
+/* A new pipe in *w; false (and *w none) if there is no descriptor free. */
+static bool wake_open(struct wakepipe *w)
+{
+	int p[2];
+
+	*w = WAKEPIPE_NONE;
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+		return false;
+	if (!fdid_take(p[0], &w->id)) {
+		close(p[0]);
+		close(p[1]);
+		return false;
+	}
+	w->rfd = p[0];
+	w->wfd = p[1];
+	return true;
+}
+
+static bool wake_ours(const struct wakepipe *w, int fd)
+{
+	return fdid_same(fd, w->id.dev, w->id.ino);
+}
+
+/* Are both ends still ours? */
+static bool wake_ok(const struct wakepipe *w)
+{
+	return w->rfd >= 0 && wake_ours(w, w->rfd) && wake_ours(w, w->wfd);
+}
+
+/* A byte into the pipe, if its write end is still ours.  A full pipe is
+ * awake already. */
+static void wake_signal(const struct wakepipe *w)
+{
+	if (w->wfd >= 0 && wake_ours(w, w->wfd)) {
+		ssize_t n = write(w->wfd, "", 1);
+		(void)n;
+	}
+}
+
+/* Empties the pipe: false if it is broken (an end is no longer ours). */
+static bool wake_drain(const struct wakepipe *w)
+{
+	char buf[64];
+
+	if (!wake_ok(w))
+		return false;
+	while (read(w->rfd, buf, sizeof buf) == (ssize_t)sizeof buf)
+		;
+	return true;
+}
+
+/* Closes the ends still ours, forgets the others. */
+static void wake_close(struct wakepipe *w)
+{
+	if (w->rfd >= 0 && wake_ours(w, w->rfd))
+		close(w->rfd);
+	if (w->wfd >= 0 && wake_ours(w, w->wfd))
+		close(w->wfd);
+	*w = WAKEPIPE_NONE;
+}
+
 /* ---- contexts and the registry ------------------------------------------- */
 
 #define CTX_DEAD (1u << 31)
 
 struct pwaiter {
 	struct pwaiter *next, *prev;
-	int efd;
+	struct wakepipe pipe;         /* written by ctx_wake, under ctx->lock */
 };
 
 struct ap_ctx {
@@ -152,8 +283,9 @@ struct ap_ctx {
 	uint64_t pushed;              /* written under ring_lock */
 	struct ap_chan chan;          /* io_getevents waiters */
 	pthread_mutex_t ring_lock;    /* innermost: events, head and tail */
-	pthread_mutex_t lock;         /* pw */
+	pthread_mutex_t lock;         /* pw, spare */
 	struct pwaiter *pw;
+	struct wakepipe spare;        /* the last masked waiter's pipe */
 };
 
 #define RING_OFFSET ((sizeof(struct ap_ctx) + 63) & ~(size_t)63)
@@ -260,11 +392,8 @@ static void ctx_wake(struct ap_ctx *ctx)
 	ap_chan_wake(&ctx->chan);   /* a full barrier: then look at npw */
 	if (__atomic_load_n(&ctx->npw, __ATOMIC_SEQ_CST)) {
 		ap_lock(&ctx->lock);
-		for (struct pwaiter *w = ctx->pw; w; w = w->next) {
-			uint64_t one = 1;
-			ssize_t n = write(w->efd, &one, sizeof one);
-			(void)n;   /* a full counter wakes the waiter too */
-		}
+		for (struct pwaiter *w = ctx->pw; w; w = w->next)
+			wake_signal(&w->pipe);
 		ap_unlock(&ctx->lock);
 	}
 }
@@ -349,6 +478,7 @@ static long ring_reap(struct ap_ctx *ctx, struct io_event *ev, long nr)
 static void aio_finish(struct ap_req *r);
 static void aio_notify(struct ap_req *r);
 static void aio_orphan(struct ap_req *r);
+static void poll_drop_fd(struct ap_req *r);
 
 static const struct ap_ops aio_ops = {
 	.finish = aio_finish,
@@ -389,15 +519,17 @@ static void aio_notify(struct ap_req *r)
 {
 	struct ap_ctx *ctx = r->u.aio.ctx;
 
-	if (r->u.aio.resfd >= 0) {
+	if (r->u.aio.resfd >= 0 &&   /* our duplicate (dup_eventfd), still? */
+	    fdid_same(r->u.aio.resfd, r->u.aio.resfd_dev, r->u.aio.resfd_ino)) {
 		uint64_t one = 1;
 
 		if (!r->quiet) {
 			ssize_t n = write(r->u.aio.resfd, &one, sizeof one);
 			(void)n;   /* as the kernel: an overflow is not an error */
 		}
-		close(r->u.aio.resfd);   /* our duplicate (dup_eventfd) */
+		close(r->u.aio.resfd);
 	}
+	poll_drop_fd(r);
 	ctx_wake(ctx);
 	if (r->op == AP_OP_READV || r->op == AP_OP_WRITEV)
 		free(r->buf);   /* our copy of the iovec array */
@@ -418,15 +550,31 @@ static void aio_orphan(struct ap_req *r)
  * round of poll() the thread notes in the requests it polls the round
  * number (r->seq) and their slot (r->prio): after poll() returns it looks
  * only at requests still on the list and polled in this round, so a request
- * cancelled meanwhile is never touched. */
+ * cancelled meanwhile is never touched.
+ *
+ * A waiting POLL polls the file it was submitted on, as the kernel's holds
+ * a reference to it: r->fd is a duplicate of the program's fd taken at
+ * submission (r->u.aio.poll_own), so closing the program's fd and reusing
+ * its number changes nothing.  Without a descriptor free for the duplicate
+ * it polls the program's number.  Either way, before each round and before
+ * a result is taken, the poller checks that r->fd still names the file it
+ * did at submission; one that does not (the program closed it, or closed
+ * our duplicate, perhaps reusing the number) ends with -ECANCELED, as
+ * aiopool's close() ends the requests queued on an fd.
+ *
+ * The wake-up is a pipe (poller.wake, checked like any descriptor of ours,
+ * made again if the program closed it); without one the poller polls every
+ * POLLER_TICK_MS until it can make one. */
+#define POLLER_TICK_MS 10
+
 static struct {
 	pthread_mutex_t lock;
 	struct ap_req *head, *tail;
 	size_t n;
 	uint64_t round;
-	int wakefd;           /* eventfd: the list changed */
+	struct wakepipe wake;  /* the list changed */
 	bool started;
-} poller = { .lock = PTHREAD_MUTEX_INITIALIZER, .wakefd = -1 };
+} poller = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = { -1, -1, { 0, 0 } } };
 
 static void poll_unlink(struct ap_req *r)
 {
@@ -442,15 +590,88 @@ static void poll_unlink(struct ap_req *r)
 	poller.n--;
 }
 
-static void poller_kick(void)
+/* Under poller.lock: the poller's list changed. */
+static void poller_kick_locked(void)
 {
-	uint64_t one = 1;
-	int fd = ap_load_relaxed(&poller.wakefd);
+	wake_signal(&poller.wake);
+}
 
-	if (fd >= 0) {
-		ssize_t n = write(fd, &one, sizeof one);
-		(void)n;
+/* Does a POLL's fd still name the file it was submitted on? */
+static bool poll_fd_ok(const struct ap_req *r)
+{
+	return fdid_same(r->fd, r->u.aio.poll_dev, r->u.aio.poll_ino);
+}
+
+/* Under poller.lock: takes r off the list, onto *donep's chain, with its
+ * result. */
+static void poll_done_locked(struct ap_req *r, ssize_t res, int err,
+		struct ap_req ***donep)
+{
+	poll_unlink(r);
+	r->res = res;
+	r->err = err;
+	r->notify_next = NULL;
+	**donep = r;
+	*donep = &r->notify_next;
+}
+
+/* Under poller.lock: fills pfd (room for cap) for one round: the wake-up,
+ * then each POLL whose fd is still its file; the others end on *donep. */
+static size_t poller_fill(struct pollfd *pfd, size_t cap, uint64_t round,
+		struct ap_req ***donep)
+{
+	struct ap_req *r, *next;
+	size_t n = 1;
+
+	if (!wake_ok(&poller.wake)) {   /* the program closed it */
+		wake_close(&poller.wake);
+		wake_open(&poller.wake);
 	}
+	pfd[0] = (struct pollfd){ poller.wake.rfd, POLLIN, 0 };
+	for (r = poller.head; r && n < cap; r = next) {
+		next = r->next;
+		if (!poll_fd_ok(r)) {
+			poll_done_locked(r, -1, ECANCELED, donep);
+			continue;
+		}
+		r->seq = round;
+		r->prio = (int)n;
+		pfd[n++] = (struct pollfd){ r->fd, r->poll_events, 0 };
+	}
+	return n;
+}
+
+/* Under poller.lock: the POLLs of this round that poll() found ready (on
+ * their own file: checked again) go onto *donep. */
+static void poller_collect(const struct pollfd *pfd, uint64_t round,
+		struct ap_req ***donep)
+{
+	struct ap_req *r, *next;
+
+	for (r = poller.head; r; r = next) {
+		next = r->next;
+		if (r->seq != round || !pfd[r->prio].revents)
+			continue;
+		if (poll_fd_ok(r))
+			poll_done_locked(r, pfd[r->prio].revents, 0, donep);
+		else
+			poll_done_locked(r, -1, ECANCELED, donep);
+	}
+}
+
+/* Completes a chain of finished POLLs, with poller.lock released. */
+static void poller_complete(struct ap_req *done)
+{
+	struct ap_req *r, *next;
+
+	if (!done)
+		return;
+	ap_unlock(&poller.lock);
+	for (r = done; r; r = next) {
+		next = r->notify_next;
+		ap_complete_unqueued(r);
+	}
+	ap_lock(&poller.lock);
 }
 
 static void *poller_main(void *arg)
@@ -461,9 +682,9 @@ static void *poller_main(void *arg)
 	(void)arg;
 	ap_lock(&poller.lock);
 	for (;;) {
-		struct ap_req *r, *next, *done = NULL, **donep = &done;
+		struct ap_req *done = NULL, **donep = &done;
 		uint64_t round = ++poller.round;
-		size_t n = 1;
+		size_t n;
 		int rc;
 
 		if (cap < poller.n + 1) {
@@ -476,45 +697,23 @@ static void *poller_main(void *arg)
 		}
 		if (!pfd) {   /* no memory yet: try again shortly */
 			ap_unlock(&poller.lock);
-			poll(NULL, 0, 10);
+			poll(NULL, 0, POLLER_TICK_MS);
 			ap_lock(&poller.lock);
 			continue;
 		}
-		pfd[0] = (struct pollfd){ poller.wakefd, POLLIN, 0 };
-		for (r = poller.head; r && n < cap; r = r->next) {
-			r->seq = round;
-			r->prio = (int)n;
-			pfd[n++] = (struct pollfd){ r->fd, r->poll_events, 0 };
-		}
+		n = poller_fill(pfd, cap, round, &donep);
+		poller_complete(done);
+		if (done)
+			continue;   /* the list changed meanwhile */
 		ap_unlock(&poller.lock);
-		rc = poll(pfd, (nfds_t)n, -1);
-		if (rc > 0 && (pfd[0].revents & POLLIN)) {
-			uint64_t v;
-			ssize_t k = read(pfd[0].fd, &v, sizeof v);
-			(void)k;
-		}
+		rc = poll(pfd, (nfds_t)n, pfd[0].fd < 0 ? POLLER_TICK_MS : -1);
 		ap_lock(&poller.lock);
+		if (pfd[0].revents)
+			wake_drain(&poller.wake);
 		if (rc <= 0)
 			continue;
-		for (r = poller.head; r; r = next) {
-			next = r->next;
-			if (r->seq != round || !pfd[r->prio].revents)
-				continue;
-			poll_unlink(r);
-			r->res = pfd[r->prio].revents;
-			r->err = 0;
-			r->notify_next = NULL;
-			*donep = r;
-			donep = &r->notify_next;
-		}
-		if (done) {
-			ap_unlock(&poller.lock);
-			for (r = done; r; r = next) {
-				next = r->notify_next;
-				ap_complete_unqueued(r);
-			}
-			ap_lock(&poller.lock);
-		}
+		poller_collect(pfd, round, &donep);
+		poller_complete(done);
 	}
 	return NULL;
 }
@@ -529,12 +728,8 @@ static int poller_start_locked(void)
 
 	if (poller.started)
 		return 0;
-	if (poller.wakefd < 0) {
-		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (fd < 0)
-			return EAGAIN;
-		ap_store_relaxed(&poller.wakefd, fd);
-	}
+	if (poller.wake.rfd < 0)
+		wake_open(&poller.wake);   /* without, the poller ticks */
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 64 * 1024 > PTHREAD_STACK_MIN ?
@@ -550,6 +745,37 @@ static int poller_start_locked(void)
 	return 0;
 }
 
+/* r polls a duplicate of the program's fd, the file itself (see above); or,
+ * without a descriptor free for one, the program's number.  Notes what it
+ * names, for poll_fd_ok.  false if fd is not open. */
+static bool poll_take_fd(struct ap_req *r)
+{
+	struct fdid id;
+	int d = fcntl(r->fd, F_DUPFD_CLOEXEC, 0);
+
+	r->u.aio.poll_own = d >= 0;
+	if (d >= 0)
+		r->fd = d;
+	if (!fdid_take(r->fd, &id)) {
+		if (d >= 0)
+			close(d);
+		return false;
+	}
+	r->u.aio.poll_dev = id.dev;
+	r->u.aio.poll_ino = id.ino;
+	return true;
+}
+
+/* Closes a POLL's duplicate, if it still is ours. */
+static void poll_drop_fd(struct ap_req *r)
+{
+	if (r->op == AP_OP_POLL && r->u.aio.poll_own) {
+		if (poll_fd_ok(r))
+			close(r->fd);
+		r->u.aio.poll_own = false;
+	}
+}
+
 /* Queues a POLL request: completes it at once if its fd is ready, else
  * hands it to the poller.  0 or an errno value (r is then still ours). */
 static int poll_submit(struct ap_req *r)
@@ -563,16 +789,16 @@ static int poll_submit(struct ap_req *r)
 		ap_complete_unqueued(r);
 		return 0;
 	}
+	if (!poll_take_fd(r))
+		return EBADF;   /* closed since submit_one looked */
 	ap_lock(&poller.lock);
 	if (ctx_dead(r->u.aio.ctx)) {
 		/* io_destroy has already swept the poller. */
-		ap_unlock(&poller.lock);
-		return EINVAL;
+		err = EINVAL;
+		goto fail;
 	}
-	if ((err = poller_start_locked()) != 0) {
-		ap_unlock(&poller.lock);
-		return err;
-	}
+	if ((err = poller_start_locked()) != 0)
+		goto fail;
 	r->state = AP_ST_POLLING;
 	r->seq = 0;
 	r->next = NULL;
@@ -583,9 +809,13 @@ static int poll_submit(struct ap_req *r)
 		poller.head = r;
 	poller.tail = r;
 	poller.n++;
+	poller_kick_locked();
 	ap_unlock(&poller.lock);
-	poller_kick();
 	return 0;
+fail:
+	ap_unlock(&poller.lock);
+	poll_drop_fd(r);
+	return err;
 }
 
 /* Takes ctx's waiting POLL requests off the poller (iocb NULL: all of
@@ -609,9 +839,9 @@ static int poll_cancel(struct ap_ctx *ctx, struct iocb *iocb, void **data)
 		if (iocb)
 			break;   /* one request per io_cancel */
 	}
-	ap_unlock(&poller.lock);
 	if (n)
-		poller_kick();   /* it need not poll them any more */
+		poller_kick_locked();   /* it need not poll them any more */
+	ap_unlock(&poller.lock);
 	for (r = done; r; r = next) {
 		next = r->notify_next;
 		r->res = -1;
@@ -644,6 +874,9 @@ static void aio_atfork_child(void)
 {
 	pthread_rwlockattr_t ra;
 
+	for (size_t i = 0; reg.tab && i < ((size_t)1 << reg.bits); i++)
+		for (struct ap_ctx *c = reg.tab[i]; c; c = c->hnext)
+			wake_close(&c->spare);   /* descriptors do not stay */
 	free(reg.tab);   /* the table only: the contexts stay, forgotten */
 	reg.tab = NULL;
 	reg.bits = 0;
@@ -654,9 +887,9 @@ static void aio_atfork_child(void)
 #endif
 	pthread_rwlock_init(&reg.lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
-	if (poller.wakefd >= 0)
-		close(poller.wakefd);   /* shared with the parent's poller */
-	poller.wakefd = -1;
+	wake_close(&poller.wake);   /* shared with the parent's poller */
+	for (struct ap_req *r = poller.head; r; r = r->next)
+		poll_drop_fd(r);        /* the parent's requests' duplicates */
 	poller.head = poller.tail = NULL;
 	poller.n = 0;
 	poller.started = false;
@@ -707,6 +940,8 @@ static int la_setup(int maxevents, io_context_t *ctxp)
 		return -EINVAL;
 	if (nr > aio_max_nr())
 		return -EAGAIN;
+	if (bad_zero_out(ctxp))
+		return -EFAULT;   /* the kernel's final put_user would fault */
 	if (posix_memalign(&mem, 64, RING_OFFSET + sizeof *ring +
 	                   (size_t)(nr + 1) * sizeof(struct io_event)))
 		return -ENOMEM;
@@ -716,6 +951,7 @@ static int la_setup(int maxevents, io_context_t *ctxp)
 	ctx->ring = ring;
 	ctx->nr = nr + 1;
 	ctx->nevents = nr;
+	ctx->spare = WAKEPIPE_NONE;
 	pthread_mutexattr_init(&ma);
 	pthread_mutex_init(&ctx->ring_lock, &ma);
 	pthread_mutex_init(&ctx->lock, &ma);
@@ -771,6 +1007,7 @@ static int la_destroy(io_context_t handle)
 		ap_chan_wait(&destroy_chan, seen, NULL);
 	}
 	ap_store_relaxed(&ctx->ring->magic, 0u);
+	wake_close(&ctx->spare);
 	pthread_mutex_destroy(&ctx->ring_lock);
 	pthread_mutex_destroy(&ctx->lock);
 	free(ctx);
@@ -805,13 +1042,14 @@ static int ioprio_to_prio(short reqprio, int *prio)
 	return EINVAL;
 }
 
-/* 0 if fd is an eventfd, else EBADF or EINVAL. */
 /* The request signals its eventfd through a duplicate of its own, taken
  * here: the program may close the eventfd before the request completes
  * and the number may then name a file, which must not get 8 bytes (the
  * kernel holds a reference too).  *dup is the duplicate, closed by
- * aio_notify; 0 or an errno value. */
-static int dup_eventfd(int fd, int *dup)
+ * aio_notify, and *id what it names, which aio_notify checks first (the
+ * program may close our duplicate too).  0, EBADF, EINVAL (not an
+ * eventfd), or EAGAIN (no descriptor free for the duplicate). */
+static int dup_eventfd(int fd, int *dup, struct fdid *id)
 {
 	char path[40], link[32];
 	ssize_t n;
@@ -827,6 +1065,10 @@ static int dup_eventfd(int fd, int *dup)
 			close(d);
 			return EINVAL;
 		}
+	}
+	if (!fdid_take(d, id)) {
+		close(d);
+		return EBADF;
 	}
 	*dup = d;
 	return 0;
@@ -875,6 +1117,7 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb)
 	struct ap_req *r;
 	struct iovec *iov = NULL;
 	int op, fl, prio = 0, resfd = -1, err;
+	struct fdid resfd_id = { 0, 0 };
 	bool in = false, out = false;
 
 	if (bad_ptr(iocb, sizeof *iocb))
@@ -888,7 +1131,7 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb)
 	if ((fl = fcntl(iocb->aio_fildes, F_GETFL)) < 0 || (fl & O_PATH))
 		goto fail;
 	if ((iocb->u.c.flags & IOCB_RESFD) &&
-	    (err = dup_eventfd((int)iocb->u.c.resfd, &resfd)) != 0)
+	    (err = dup_eventfd((int)iocb->u.c.resfd, &resfd, &resfd_id)) != 0)
 		goto fail;
 	iocb->key = 0;   /* as the kernel does */
 
@@ -964,6 +1207,9 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb)
 	r->u.aio.iocb = iocb;
 	r->u.aio.data = iocb->data;
 	r->u.aio.resfd = resfd;
+	r->u.aio.resfd_dev = resfd_id.dev;
+	r->u.aio.resfd_ino = resfd_id.ino;
+	r->u.aio.poll_own = false;
 	r->deep = ctx_inflight(ctx) + ring_used(ctx, ap_load(&ctx->pushed)) > 1;
 	ap_add(&ctx->refs, 1);   /* dropped by aio_notify */
 
@@ -1047,28 +1293,109 @@ static bool waitspec_left(const struct waitspec *w, struct timespec *left)
 }
 
 /* Enough collected?  min_nr == 0 with a wait allowed waits for one event
- * while requests are in flight (see the top of the file). */
+ * while requests are in flight (see the top of the file).  `pushed' is the
+ * count of events pushed, read before the reap that collected nothing: the
+ * reap saw every one of them, so if every request accepted is among them,
+ * nothing is in flight and nothing was missed.  A count read after the
+ * reap could include an event pushed since, which the reap did not see
+ * and nobody would return. */
 static bool enough(struct ap_ctx *ctx, long got, long min_nr, long nr,
-		const struct waitspec *w)
+		const struct waitspec *w, uint64_t pushed)
 {
 	if (got < min_nr)
 		return false;
 	if (got == 0 && min_nr == 0 && nr > 0 && !w->nowait)
-		return ctx_inflight(ctx) == 0;
+		return ap_load(&ctx->reserved) == pushed;
 	return true;
 }
 
-/* The waiting part of io_pgetevents with a signal mask: ppoll on an
- * eventfd of our own swaps the mask atomically, as the kernel does. */
+/* io_pgetevents with a signal mask sleeps in ppoll, which swaps the mask
+ * atomically with the sleep, as the kernel does: on the read end of a wake
+ * pipe of its own (me->pipe), to which ctx_wake writes.  A context keeps
+ * the pipe of its last masked waiter for the next one (ctx->spare), so the
+ * call needs no descriptor after the first.  Without one free, it sleeps
+ * in ppoll on no descriptor for PGET_TICK_NS at a time and looks at the
+ * ring in between: still atomic with the mask, never an error. */
+#define PGET_TICK_NS 2000000L
+
+/* A wake pipe for a masked waiter: the context's spare, or a new one. */
+static void pwaiter_open(struct ap_ctx *ctx, struct pwaiter *me)
+{
+	ap_lock(&ctx->lock);
+	me->pipe = ctx->spare;
+	ctx->spare = WAKEPIPE_NONE;
+	ap_unlock(&ctx->lock);
+	if (me->pipe.rfd >= 0 && wake_drain(&me->pipe))
+		return;
+	wake_close(&me->pipe);
+	wake_open(&me->pipe);   /* else: ticks */
+}
+
+/* Unlinks me (under ctx->lock) and keeps its pipe as the spare. */
+static void pwaiter_close(struct ap_ctx *ctx, struct pwaiter *me)
+{
+	ap_lock(&ctx->lock);
+	if (me->prev)
+		me->prev->next = me->next;
+	else
+		ctx->pw = me->next;
+	if (me->next)
+		me->next->prev = me->prev;
+	__atomic_sub_fetch(&ctx->npw, 1, __ATOMIC_SEQ_CST);
+	if (ctx->spare.rfd < 0 && !ctx_dead(ctx)) {
+		ctx->spare = me->pipe;
+		me->pipe = WAKEPIPE_NONE;
+	}
+	ap_unlock(&ctx->lock);
+	wake_close(&me->pipe);
+}
+
+/* One sleep of a masked waiter: ppoll on its pipe (or a tick), the mask
+ * swapped in.  EINTR, or 0.  A pipe found broken (the program closed an
+ * end) is dropped, under ctx->lock as ctx_wake reads it: ticks from then. */
+static int pwaiter_sleep(struct ap_ctx *ctx, struct pwaiter *me,
+		const struct waitspec *w, const sigset_t *mask)
+{
+	struct pollfd p = { me->pipe.rfd, POLLIN, 0 };
+	struct timespec left, *t = NULL;
+	int rc, cancel;
+
+	if (!w->forever) {
+		if (!waitspec_left(w, &left))
+			return 0;
+		t = &left;
+	}
+	if (p.fd >= 0 && !wake_ours(&me->pipe, p.fd))
+		p.fd = -1;
+	if (p.fd < 0 && (!t || t->tv_sec > 0 || t->tv_nsec > PGET_TICK_NS)) {
+		left = (struct timespec){ 0, PGET_TICK_NS };
+		t = &left;
+	}
+	/* ppoll is a cancellation point and io_pgetevents is not: `me'
+	 * lives on the caller's stack and must be unlinked. */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
+	rc = ppoll(&p, 1, t, mask);
+	pthread_setcancelstate(cancel, NULL);
+	if (rc < 0 && errno == EINTR)
+		return EINTR;
+	if ((rc > 0 && !wake_drain(&me->pipe)) ||
+	    (me->pipe.rfd >= 0 && p.fd < 0)) {
+		ap_lock(&ctx->lock);
+		wake_close(&me->pipe);
+		ap_unlock(&ctx->lock);
+	}
+	return 0;
+}
+
+/* The waiting part of io_pgetevents with a signal mask (see above). */
 static long getevents_masked(struct ap_ctx *ctx, long min_nr, long nr,
 		struct io_event *events, const struct waitspec *w,
 		const sigset_t *mask)
 {
-	struct pwaiter me = { .efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
-	long got = 0, ret;
+	struct pwaiter me = { .pipe = WAKEPIPE_NONE };
+	long got = 0;
 
-	if (me.efd < 0)
-		return -ENOMEM;
+	pwaiter_open(ctx, &me);
 	ap_lock(&ctx->lock);
 	me.next = ctx->pw;
 	if (ctx->pw)
@@ -1078,12 +1405,10 @@ static long getevents_masked(struct ap_ctx *ctx, long min_nr, long nr,
 	ap_unlock(&ctx->lock);
 
 	for (;;) {
-		struct pollfd p = { me.efd, POLLIN, 0 };
-		struct timespec left;
-		int rc, cancel;
+		uint64_t pushed = ap_load(&ctx->pushed);   /* see enough() */
 
 		got += ring_reap(ctx, events + got, nr - got);
-		if (enough(ctx, got, min_nr, nr, w))
+		if (enough(ctx, got, min_nr, nr, w, pushed))
 			break;
 		if (ctx_dead(ctx)) {
 			if (!got)
@@ -1092,39 +1417,18 @@ static long getevents_masked(struct ap_ctx *ctx, long min_nr, long nr,
 		}
 		if (w->nowait)
 			break;
-		if (!w->forever && !waitspec_left(w, &left)) {
+		if (!w->forever && !waitspec_left(w, &(struct timespec){ 0 })) {
 			got += ring_reap(ctx, events + got, nr - got);
 			break;
 		}
-		/* ppoll is a cancellation point and io_pgetevents is not:
-		 * `me' lives on this stack and must be unlinked. */
-		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
-		rc = ppoll(&p, 1, w->forever ? NULL : &left, mask);
-		pthread_setcancelstate(cancel, NULL);
-		if (rc < 0 && errno == EINTR) {
+		if (pwaiter_sleep(ctx, &me, w, mask) == EINTR) {
 			if (!got)
 				got = -EINTR;
 			break;
 		}
-		if (rc > 0) {
-			uint64_t v;
-			ssize_t k = read(me.efd, &v, sizeof v);
-			(void)k;
-		}
 	}
-
-	ap_lock(&ctx->lock);
-	if (me.prev)
-		me.prev->next = me.next;
-	else
-		ctx->pw = me.next;
-	if (me.next)
-		me.next->prev = me.prev;
-	__atomic_sub_fetch(&ctx->npw, 1, __ATOMIC_SEQ_CST);
-	ap_unlock(&ctx->lock);
-	close(me.efd);
-	ret = got;
-	return ret;
+	pwaiter_close(ctx, &me);
+	return got;
 }
 
 static int getevents(io_context_t handle, long min_nr, long nr,
@@ -1160,10 +1464,11 @@ static int getevents(io_context_t handle, long min_nr, long nr,
 	}
 	for (;;) {
 		uint32_t seen = ap_chan_seq(&ctx->chan);
+		uint64_t pushed = ap_load(&ctx->pushed);   /* see enough() */
 		int err;
 
 		got += ring_reap(ctx, events + got, nr - got);
-		if (enough(ctx, got, min_nr, nr, &w))
+		if (enough(ctx, got, min_nr, nr, &w, pushed))
 			break;
 		if (ctx_dead(ctx)) {
 			if (!got)
@@ -1216,9 +1521,12 @@ static int la_queue_wait(io_context_t handle, struct timespec *timeout)
 	waitspec_init(&w, timeout);
 	for (;;) {
 		uint32_t seen = ap_chan_seq(&ctx->chan);
+		uint64_t pushed = ap_load(&ctx->pushed);
 		int err;
 
-		if (ring_used(ctx, ap_load(&ctx->pushed)) || ctx_inflight(ctx) == 0)
+		/* One view: an event pushed between two reads of the count
+		 * would be neither in the ring nor in flight. */
+		if (ring_used(ctx, pushed) || ap_load(&ctx->reserved) == pushed)
 			break;
 		if (ctx_dead(ctx)) {
 			ret = -EINVAL;
@@ -1307,7 +1615,8 @@ static int la_queue_init(int maxevents, io_context_t *ctxp)
 		return -EINVAL;
 	if (bad_ptr(ctxp, sizeof *ctxp))
 		return -EFAULT;
-	*ctxp = NULL;
+	if (*ctxp)
+		*ctxp = NULL;   /* a NULL stays unwritten: ctxp may be read-only */
 	return la_setup(maxevents, ctxp);
 }
 

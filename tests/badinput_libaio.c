@@ -79,6 +79,21 @@ Test(badinput_libaio, setup_bad_ctxp)
 	cr_assert_eq(io_setup(-1, NULL), -EFAULT, "checked before maxevents");
 }
 
+/* Row: io_setup with ctxp in read-only memory (holding 0): -EFAULT, as the
+ * kernel's put_user of the handle faults; no crash, no context left. */
+Test(badinput_libaio, setup_read_only_ctxp)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	io_context_t *ro = mmap(NULL, (size_t)pg, PROT_READ,
+	                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert_neq(ro, MAP_FAILED);
+	cr_assert_eq(io_setup(4, ro), -EFAULT);
+	cr_assert_eq(io_queue_init(4, ro), -EFAULT);
+	cr_assert_null(*ro);
+	munmap(ro, (size_t)pg);
+}
+
 /* Row: io_setup with *ctxp not 0: -EINVAL, *ctxp untouched. */
 Test(badinput_libaio, setup_ctxp_not_zero)
 {

@@ -306,3 +306,52 @@ Test(libaio_wait, queue_wait_waits_for_an_event)
 	io_destroy(ctx);
 	pending_close(&pd);
 }
+
+/* ---- min_nr 0: one consistent view ------------------------------------------ */
+
+/* io_getevents(min_nr 0, a timeout) with one request in flight through the
+ * whole call must wait for its event, so a 0 is certain to be wrong here:
+ * this thread is the only reaper and the request was accepted before the
+ * call.  The decision can only be wrong if the event is pushed between the
+ * reap that finds the ring empty and the look at what is in flight, so the
+ * loop makes many round trips (each one checked, the loop bounded), varies
+ * the caller's delay a little (longer ones make the worker's completion
+ * land while the caller sleeps) so that completions land along its path,
+ * and sets head, while the ring is empty, to tail + nr (the same slot: the
+ * kernel reads it modulo nr), which sends the reap through its locked path,
+ * a wider target. */
+Test(libaio_wait, min_nr_zero_never_returns_0_with_a_request_in_flight,
+     .timeout = 120)
+{
+	io_context_t ctx = new_ctx(4);
+	struct test_ring *ring = ring_of(ctx);
+	int fd = temp_file(0, 0);
+	long long end = now_ms() + 30000;
+	static char buf[256];
+	struct iocb cb;
+	struct io_event ev;
+	long i;
+
+	for (i = 0; i < 2000000 && now_ms() < end; i++) {
+		struct timespec t = { 30, 0 };
+		int rc;
+
+		/* The ring is empty: head == tail, and so is tail + nr. */
+		__atomic_store_n(&ring->head, ring->tail + ring->nr, __ATOMIC_RELAXED);
+		io_prep_pwrite(&cb, fd, buf, sizeof buf, 0);
+		cr_assert_eq(submit1(ctx, &cb), 1);
+		for (volatile long k = (i % 64) * 2; k > 0; k--)
+			;
+		rc = io_getevents(ctx, 0, 1, &ev, &t);
+		if (rc == 0)
+			cr_assert_fail("round trip %ld: io_getevents gave 0 with the "
+			               "write in flight or its event in the ring "
+			               "(head %u tail %u)", i, ring->head, ring->tail);
+		cr_assert_eq(rc, 1, "round trip %ld: %d", i, rc);
+		cr_assert_eq(ev.obj, &cb);
+		cr_assert_eq((long)ev.res, (long)sizeof buf);
+	}
+	cr_log_info("%ld round trips", i);
+	io_destroy(ctx);
+	close(fd);
+}

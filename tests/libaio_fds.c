@@ -1,0 +1,228 @@
+/* libaio_fds: the descriptors behind libaio requests.  A POLL follows the
+ * file it was submitted on, not its fd number; the descriptors aiopool
+ * keeps (the poller's wake-up, a RESFD eventfd's duplicate, a masked
+ * io_pgetevents' wake-up) are never written once the program has closed
+ * them and reused their numbers; and nothing needs a free descriptor. */
+#include "libaio_common.h"
+
+#include <dirent.h>
+#include <sys/resource.h>
+
+TestSuite(libaio_fds, .timeout = 60);
+
+static void raw_close(int fd)
+{
+	cr_assert_eq(syscall(SYS_close, fd), 0, "close(%d)", fd);
+}
+
+/* The open descriptors, as a bitmap over the first 1024 numbers. */
+static void open_fds(bool set[1024])
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int dfd;
+
+	cr_assert_not_null(d);
+	dfd = dirfd(d);
+	memset(set, 0, 1024 * sizeof *set);
+	while ((e = readdir(d)) != NULL) {
+		int fd = atoi(e->d_name);
+		if (e->d_name[0] != '.' && fd != dfd && fd < 1024)
+			set[fd] = true;
+	}
+	closedir(d);
+}
+
+/* A POLL whose fd is closed (behind aiopool's back) and whose number then
+ * names another, readable pipe does not complete with that pipe's
+ * readiness: it polls the file it was submitted on, as the kernel's holds
+ * a reference to it, and completes when that file is ready. */
+Test(libaio_fds, poll_follows_its_file_not_the_fd_number)
+{
+	io_context_t ctx = new_ctx(4);
+	int a[2], b[2], c[2], num;
+	struct iocb pa, pc;
+	struct io_event ev[2];
+	struct timespec zero = { 0, 0 };
+
+	make_pipe(a);
+	make_pipe(c);
+	io_prep_poll(&pa, a[0], POLLIN);
+	cr_assert_eq(submit1(ctx, &pa), 1);
+	num = a[0];
+	raw_close(a[0]);
+	make_pipe(b);
+	if (b[0] != num)
+		cr_skip_test("the number was not reused (%d, %d)", num, b[0]);
+	put(b[1], "x", 1);   /* the number now names a readable pipe */
+	/* Another POLL makes the poller look at its list again; when its
+	 * event is in, the poller has polled pa's number since. */
+	io_prep_poll(&pc, c[0], POLLIN);
+	cr_assert_eq(submit1(ctx, &pc), 1);
+	put(c[1], "x", 1);
+	cr_assert_eq(get_one(ctx).obj, &pc);
+	cr_assert_eq(io_getevents(ctx, 0, 2, ev, &zero), 0,
+	             "the POLL completed with the readiness of a pipe it was "
+	             "not asked about");
+	put(a[1], "y", 1);   /* its own file gets ready */
+	ev[0] = get_one(ctx);
+	cr_assert_eq(ev[0].obj, &pa);
+	cr_assert((long)ev[0].res & POLLIN, "res %#lx", (long)ev[0].res);
+	cr_assert_eq(io_destroy(ctx), 0);
+}
+
+static volatile pid_t pwait_tid;
+
+static void *pwait_main(void *arg)
+{
+	io_context_t ctx = arg;
+	struct io_event ev;
+	sigset_t none;
+
+	sigemptyset(&none);
+	pwait_tid = (pid_t)syscall(SYS_gettid);
+	return (void *)(intptr_t)io_pgetevents(ctx, 1, 1, &ev, NULL, &none);
+}
+
+/* Is thread tid inside system call nr? */
+static bool in_syscall(pid_t tid, long nr)
+{
+	char path[64], buf[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+	if (!(f = fopen(path, "re")))
+		return false;
+	if (!fgets(buf, sizeof buf, f))
+		buf[0] = '\0';
+	fclose(f);
+	return atol(buf) == nr && buf[0] != '\0';
+}
+
+/* The first of the files that is not empty, or that aiopool closed (as
+ * if it were its own); -1 if none. */
+static int written(const int *files, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct stat st;
+		if (fstat(files[i], &st) < 0 || st.st_size)
+			return files[i];
+	}
+	return -1;
+}
+
+/* A program closes every descriptor it did not open (as close_range(3,
+ * ~0U, 0) does) while aiopool has some: the poller's wake-up, a RESFD
+ * eventfd's duplicate, a masked io_pgetevents' wake-up, a POLL's
+ * duplicate.  Its own files then take those numbers.  aiopool writes into
+ * none of them, and its requests still complete. */
+Test(libaio_fds, closed_internal_descriptors_are_never_written)
+{
+	io_context_t ctx = new_ctx(4), ctx2 = new_ctx(4);
+	bool before[1024], after[1024];
+	int p[2], q[2], r[2], efd, files[64], nfiles = 0;
+	struct iocb pp, pq, pr, px;
+	pthread_t t;
+	intptr_t rc;
+
+	make_pipe(p);
+	make_pipe(q);
+	make_pipe(r);
+	efd = eventfd(0, EFD_CLOEXEC);
+	cr_assert_geq(efd, 0);
+	open_fds(before);
+
+	io_prep_poll(&pp, p[0], POLLIN);          /* starts the poller */
+	cr_assert_eq(submit1(ctx, &pp), 1);
+	io_prep_poll(&pq, q[0], POLLIN);          /* a RESFD request */
+	io_set_eventfd(&pq, efd);
+	cr_assert_eq(submit1(ctx, &pq), 1);
+	pthread_create(&t, NULL, pwait_main, ctx2);
+	io_prep_poll(&pr, r[0], POLLIN);
+	cr_assert_eq(submit1(ctx2, &pr), 1);
+	/* The masked waiter's wake-up is open once it sleeps in ppoll. */
+	wait_until(pwait_tid && in_syscall(pwait_tid, SYS_ppoll),
+	           "io_pgetevents never slept");
+	int extra = 0;
+	open_fds(after);
+	for (int fd = 0; fd < 1024; fd++)
+		extra += after[fd] && !before[fd];
+	cr_assert_geq(extra, 3, "only %d descriptors of aiopool's", extra);
+
+	for (int fd = 0; fd < 1024; fd++)
+		if (after[fd] && !before[fd])
+			raw_close(fd);
+	for (int i = 0; i < extra && nfiles < 64; i++)
+		files[nfiles++] = temp_file(0, 0);
+
+	io_prep_poll(&px, q[1], POLLOUT);   /* ready: completes at once */
+	cr_assert_eq(submit1(ctx, &px), 1);
+	put(q[1], "x", 1);                   /* the RESFD request completes */
+	put(r[1], "x", 1);                   /* the masked waiter's event */
+	/* The waiter returns, unless its wake-up went into a file. */
+	wait_until(pthread_tryjoin_np(t, (void **)&rc) == 0 ||
+	           written(files, nfiles) >= 0, "the masked waiter never woke");
+	int w = written(files, nfiles);
+	cr_assert_lt(w, 0, "aiopool wrote into (or closed) fd %d, a file that "
+	             "took the number of one of its own descriptors", w);
+	cr_assert_eq(rc, 1, "io_pgetevents: %ld", (long)rc);
+	cr_assert_eq(io_destroy(ctx), 0);
+	cr_assert_eq(io_destroy(ctx2), 0);
+	cr_assert_lt(written(files, nfiles), 0, "written into a file at the end");
+}
+
+static volatile sig_atomic_t usr1_seen;
+static void on_usr1(int sig)
+{
+	(void)sig;
+	usr1_seen = 1;
+}
+
+static void *write_later(void *arg)
+{
+	put(*(int *)arg, "x", 1);
+	return NULL;
+}
+
+/* With every descriptor in use (RLIMIT_NOFILE reached), a POLL is still
+ * accepted and completes, and io_pgetevents with a mask still waits for
+ * it, swapping the mask atomically: a signal it unblocks, pending at the
+ * call, ends the wait with -EINTR. */
+Test(libaio_fds, poll_and_masked_wait_need_no_free_descriptor)
+{
+	io_context_t ctx = new_ctx(4);
+	struct rlimit rl = { 64, 64 };
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	struct timespec ten = { 10, 0 };
+	sigset_t block, waitmask;
+	struct io_event ev;
+	struct iocb cb;
+	pthread_t t;
+	int p[2], rc;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
+	pthread_sigmask(SIG_SETMASK, NULL, &waitmask);
+	sigdelset(&waitmask, SIGUSR1);
+	make_pipe(p);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	while (open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0)
+		;
+	cr_assert_eq(errno, EMFILE);
+
+	io_prep_poll(&cb, p[0], POLLIN);
+	cr_assert_eq(submit1(ctx, &cb), 1, "a POLL at RLIMIT_NOFILE");
+	usr1_seen = 0;
+	raise(SIGUSR1);   /* pending: blocked */
+	cr_assert_eq(io_pgetevents(ctx, 1, 1, &ev, &ten, &waitmask), -EINTR);
+	cr_assert_eq(usr1_seen, 1, "the handler ran during the wait");
+	pthread_create(&t, NULL, write_later, &p[1]);
+	rc = io_pgetevents(ctx, 1, 1, &ev, &ten, &waitmask);
+	cr_assert_eq(rc, 1, "io_pgetevents with a mask at RLIMIT_NOFILE: %d", rc);
+	cr_assert_eq(ev.obj, &cb);
+	pthread_join(t, NULL);
+	cr_assert_eq(io_destroy(ctx), 0);
+}
