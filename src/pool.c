@@ -352,12 +352,39 @@ static enum run_class run(struct ap_req *r, enum run_class cls, int pfd,
 
 static void detach_stale(int fd, uint64_t gen);
 
+/* A worker about to exit after its idle time looks at each idle fdq still
+ * in the table: if its fd no longer names the file pfd pins (closed behind
+ * aiopool's back: fclose, close_range, a raw system call), the fdq is
+ * detached as aiopool's close() would, so that pfd does not keep that file
+ * open (a pipe's writer from seeing EOF, a deleted file's space) for longer
+ * than about the idle time.  Drops and retakes engine.lock. */
+static void sweep_locked(void)
+{
+	for (int fd = 0; fd < engine.q.nfds; fd++) {
+		struct ap_fdq *q = engine.q.fds[fd];
+		struct ap_fdid id;
+		uint64_t gen;
+
+		if (!q || q->nactive || q->blocked.head)
+			continue;
+		id = q->id;
+		gen = q->gen;
+		engine_unlock();
+		if (!ap_fd_same_file(fd, &id))
+			detach_stale(fd, gen);
+		ap_lock(&engine.lock);
+	}
+}
+
 /* Out of work for the idle time: true if the worker is to exit. */
 static bool worker_retires(void)
 {
 	if (engine.nthreads > max_threads())
 		return true;
-	return !spin_for_work() && !idle_wait();
+	if (spin_for_work() || idle_wait())
+		return false;
+	sweep_locked();
+	return !ap_q_has_work(&engine.q);
 }
 
 static void *worker(void *arg)
