@@ -75,6 +75,8 @@ static struct {
 	long inflight;            /* accepted, not yet finished */
 	long inflight_files;      /* of those, on files and block devices */
 	int nspinning;            /* workers spinning for work (atomic) */
+	int npeer;                /* workers blocked on a pipe, socket or
+	                             tty: they may never come back */
 	bool draining;            /* exit(): finish what is on files */
 	pthread_cond_t drained;   /* inflight_files reached 0 while draining */
 } engine = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -376,6 +378,12 @@ static void sweep_locked(void)
 	}
 }
 
+/* Is r to wait on a peer (pipe, socket, tty), maybe for ever? */
+static bool on_peer(const struct ap_req *r, enum run_class cls)
+{
+	return cls == RUN_BLOCK && !r->q->kind.parallel;
+}
+
 /* Out of work for the idle time: true if the worker is to exit. */
 static bool worker_retires(void)
 {
@@ -396,7 +404,7 @@ static void *worker(void *arg)
 	for (;;) {
 		struct ap_req *r = NULL;
 		enum run_class cls;
-		bool seekable, spawn;
+		bool seekable, spawn, peer;
 		int pfd;
 
 		if (done)
@@ -418,6 +426,8 @@ static void *worker(void *arg)
 		seekable = r->q->kind.seekable;
 		pfd = r->q->pfd;
 		cls = run_class(r, &r->q->kind);
+		peer = on_peer(r, cls);
+		engine.npeer += peer;
 		spawn = false;
 		if (cls == RUN_BLOCK)
 			block_begin_locked(&spawn);
@@ -432,6 +442,7 @@ static void *worker(void *arg)
 		cls = run(r, cls, pfd, seekable);
 		done = r;
 		ap_lock(&engine.lock);
+		engine.npeer -= peer;
 		if (cls == RUN_BLOCK)
 			engine.nactive++;
 	}
@@ -631,6 +642,24 @@ static void fd_gone(int fd, uint64_t seen)
 		detach_stale(fd, gen);
 }
 
+/* A worker could not be started for r, just queued: if no worker can ever
+ * come to it (every one waits on a pipe, socket or tty, which may never
+ * end), r is taken back: EAGAIN.  Else 0: a worker will run it. */
+static int undo_if_unstartable(struct ap_req *r)
+{
+	ap_lock(&engine.lock);
+	if (engine.nthreads <= engine.npeer &&
+	    ap_q_remove(&engine.q, r, knob(fd_concurrency))) {
+		retire_locked(r);
+		engine_unlock();
+		ap_add(&count.submitted, -1ULL);
+		r->state = AP_ST_NEW;
+		return EAGAIN;
+	}
+	engine_unlock();
+	return 0;
+}
+
 /* Queued submissions look at the fd (fstat, F_GETFL: two system calls, no
  * lock): the request runs with the flags the fd has now, on the file it
  * names now, pinned. */
@@ -669,20 +698,8 @@ int ap_submit(struct ap_req *r, int prio)
 	spawn = kick_locked();
 	engine_unlock();
 	ap_add(&count.submitted, 1);
-	if (spawn && (err = start_worker()) != 0) {
-		/* No new thread.  An existing worker will run r; with none, r
-		 * is still queued and goes back to the caller. */
-		ap_lock(&engine.lock);
-		if (engine.nthreads == 0 &&
-		    ap_q_remove(&engine.q, r, knob(fd_concurrency))) {
-			retire_locked(r);
-			engine_unlock();
-			ap_add(&count.submitted, -1ULL);
-			r->state = AP_ST_NEW;
-			return EAGAIN;
-		}
-		engine_unlock();
-	}
+	if (spawn && start_worker() != 0)
+		return undo_if_unstartable(r);
 	return 0;
 
 bad_fd:
@@ -990,6 +1007,7 @@ static void fork_child(void)
 	ap_unlock(&cache.lock);
 	ap_q_reset(&engine.q, orphan);
 	engine.nthreads = engine.nactive = engine.nidle = engine.nwaking = 0;
+	engine.npeer = 0;
 	engine.inflight = engine.inflight_files = 0;
 	memset(&count, 0, sizeof count);
 	init_cond();
