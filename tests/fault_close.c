@@ -404,6 +404,29 @@ Test(fault_close, started_read_goes_on_with_its_file_after_close_and_reuse)
 	free(u.src);
 }
 
+/* aiopool holds a duplicate of each file it served until the program closes
+ * it; closed behind its back, the file is let go once a worker's idle time
+ * has passed: the reader of a pipe whose write end was closed so sees EOF. */
+Test(fault_close, file_closed_behind_aiopools_back_is_let_go_after_the_idle_time)
+{
+	struct aiocb w;
+	char c;
+	int p[2];
+
+	cr_assert_eq(aiopool_set(AIOPOOL_IDLE_MS, 50), 0);
+	make_pipe(p);
+	fill_cb(&w, p[1], "w", 1, 0);
+	cr_assert_eq(aio_write(&w), 0);
+	cr_assert_eq(wait_aio(&w), 0);
+	cr_assert_eq(aio_return(&w), 1);
+	cr_assert_eq(read(p[0], &c, 1), 1);
+	cr_assert_eq(syscall(SYS_close, p[1]), 0);
+	struct pollfd pf = { p[0], POLLIN, 0 };
+	cr_assert_eq(poll(&pf, 1, DEADLINE_MS), 1, "the pipe's write end is still open");
+	cr_assert_eq(read(p[0], &c, 1), 0, "end of file");
+	close(p[0]);
+}
+
 /* dup2 and dup3 onto a number with libaio requests queued. */
 Test(fault_close, dup2_and_dup3_cancel_queued_libaio_requests)
 {
