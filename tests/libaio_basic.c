@@ -167,6 +167,10 @@ Test(libaio_basic, rwf_append_writes_land_in_submission_order)
 	free(all);
 	io_destroy(ctx);
 	close(fd);
+	close(u.fd);
+	munmap(u.base, u.npages * (size_t)u.pagesz);
+	free(u.seen);
+	free(u.src);
 }
 
 Test(libaio_basic, short_read_and_io_errors_come_in_the_event)

@@ -179,6 +179,10 @@ Test(posix_order, append_added_by_setfl_orders_later_writes)
 		cr_assert_eq(file[512 + i], 'A', "byte %d of the first append", i);
 	cr_assert_arr_eq(file + 612, tail, sizeof tail);
 	close(fd);
+	close(u.fd);
+	munmap(u.base, u.npages * (size_t)u.pagesz);
+	free(u.seen);
+	free(u.src);
 }
 
 /* And F_SETFL clearing O_APPEND: later writes are positional, land at their
@@ -216,6 +220,10 @@ Test(posix_order, append_cleared_by_setfl_makes_writes_positional)
 		cr_assert_eq(file[2000 + i], 'B', "byte %d of w2", i);
 	}
 	close(fd);
+	close(u.fd);
+	munmap(u.base, u.npages * (size_t)u.pagesz);
+	free(u.seen);
+	free(u.src);
 }
 
 /* ---- serial fds: pipes and sockets --------------------------------------- */
