@@ -139,7 +139,9 @@ void ap_q_bury(struct ap_fdq *dead)
 		struct ap_fdq *q = dead;
 
 		dead = q->next_dead;
-		if (q->pfd >= 0)
+		/* A program that closed descriptors it did not open
+		 * (close_range) may have the number for a file of its own. */
+		if (q->pfd >= 0 && ap_fd_same_file(q->pfd, &q->id))
 			ap_fd_unpin(q->pfd);
 		free(q);
 	}

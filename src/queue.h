@@ -94,7 +94,8 @@ AP_HIDDEN int ap_fd_pin(int fd, const struct ap_fdid *id, struct ap_fdkind *kind
 /* Closes pfd, a pinned duplicate, without aiopool's close() wrapper. */
 AP_HIDDEN void ap_fd_unpin(int pfd);
 /* Closes the pinned descriptors of, and frees, a list of fdqs taken from
- * ap_queues.dead (linked by next_dead). */
+ * ap_queues.dead (linked by next_dead).  A pinned number that no longer
+ * names its fdq's file is left alone: it is not aiopool's any more. */
 AP_HIDDEN void ap_q_bury(struct ap_fdq *dead);
 
 static inline bool ap_fdid_same_file(const struct ap_fdid *a,
