@@ -3,6 +3,11 @@
  * Owns nothing shared and takes no lock: a request being executed belongs
  * to the thread executing it.  Workers block every signal, so EINTR comes
  * only from a stopped-and-continued process and is retried.
+ *
+ * The caller names the descriptor: a worker passes its queue's pinned
+ * duplicate (queue.h), which names the file the request's fd named at
+ * submission for as long as the request runs, whatever happens to the
+ * user's number meanwhile.
  */
 #include "config.h"
 
@@ -12,32 +17,37 @@
 
 #include "internal.h"
 
-static ssize_t rw(struct ap_req *r, bool seekable)
+static ssize_t rw(struct ap_req *r, int fd, bool seekable)
 {
 	struct iovec one = { r->buf, r->nbytes };
 	const struct iovec *iov = r->buf;
 	int cnt = (int)r->nbytes;
 	off_t off = seekable ? r->offset : -1;  /* -1: the file position */
 	bool out = r->op == AP_OP_WRITE || r->op == AP_OP_WRITEV;
+	int flags = r->rw_flags;
 
+	/* Submitted as an append: it appends even if O_APPEND was cleared
+	 * since (the ordering rules ran it as one). */
+	if (out && r->append && seekable)
+		flags |= RWF_APPEND;
 	if (r->op == AP_OP_READ || r->op == AP_OP_WRITE) {
-		if (!r->rw_flags && seekable)
-			return out ? pwrite(r->fd, r->buf, r->nbytes, r->offset)
-			             : pread(r->fd, r->buf, r->nbytes, r->offset);
-		if (!r->rw_flags)
-			return out ? write(r->fd, r->buf, r->nbytes)
-			             : read(r->fd, r->buf, r->nbytes);
+		if (!flags && seekable)
+			return out ? pwrite(fd, r->buf, r->nbytes, r->offset)
+			             : pread(fd, r->buf, r->nbytes, r->offset);
+		if (!flags)
+			return out ? write(fd, r->buf, r->nbytes)
+			             : read(fd, r->buf, r->nbytes);
 		iov = &one;
 		cnt = 1;
 	} else if (r->nbytes > INT32_MAX) {
 		errno = EINVAL;
 		return -1;
 	}
-	return out ? pwritev2(r->fd, iov, cnt, off, r->rw_flags)
-	             : preadv2(r->fd, iov, cnt, off, r->rw_flags);
+	return out ? pwritev2(fd, iov, cnt, off, flags)
+	             : preadv2(fd, iov, cnt, off, flags);
 }
 
-void ap_exec(struct ap_req *r, bool seekable)
+void ap_exec(struct ap_req *r, int fd, bool seekable)
 {
 	ssize_t n;
 
@@ -47,18 +57,13 @@ void ap_exec(struct ap_req *r, bool seekable)
 		case AP_OP_WRITE:
 		case AP_OP_READV:
 		case AP_OP_WRITEV:
-			n = rw(r, seekable);
-			/* The fd is not what it was when its queue was made (it
-			 * was closed behind aiopool's back and the number reused
-			 * by a pipe): do what glibc does on ESPIPE. */
-			if (n < 0 && errno == ESPIPE && seekable)
-				n = rw(r, false);
+			n = rw(r, fd, seekable);
 			break;
 		case AP_OP_FSYNC:
-			n = fsync(r->fd);
+			n = fsync(fd);
 			break;
 		case AP_OP_FDSYNC:
-			n = fdatasync(r->fd);
+			n = fdatasync(fd);
 			break;
 		default:
 			n = -1;
@@ -70,7 +75,7 @@ void ap_exec(struct ap_req *r, bool seekable)
 	r->err = n < 0 ? errno : 0;
 }
 
-bool ap_exec_nowait(struct ap_req *r)
+bool ap_exec_nowait(struct ap_req *r, int fd)
 {
 	struct iovec one = { r->buf, r->nbytes };
 	const struct iovec *iov = &one;
@@ -91,7 +96,7 @@ bool ap_exec_nowait(struct ap_req *r)
 	}
 	if (want == 0 || want > SSIZE_MAX || r->offset < 0)
 		return false;
-	n = preadv2(r->fd, iov, cnt, r->offset, r->rw_flags | RWF_NOWAIT);
+	n = preadv2(fd, iov, cnt, r->offset, r->rw_flags | RWF_NOWAIT);
 	if (n < 0 || (size_t)n != want)
 		return false;
 	r->res = n;

@@ -100,6 +100,13 @@ struct ap_req {
 	                                 has others in flight or unreaped */
 	bool quiet;                   /* cancelled by its owner, who takes
 	                                 the result itself (io_cancel) */
+	/* How its fd was at submission (F_GETFL, rw_flags), set by ap_submit
+	 * for a queued request: the ordering rules and the run class use
+	 * these, never what an earlier request found. */
+	bool append;                  /* O_APPEND or RWF_APPEND: a write that
+	                                 appends, one at a time, in order */
+	bool direct;                  /* O_DIRECT: waits for the device */
+	bool sync;                    /* O_SYNC, O_DSYNC, RWF_SYNC, RWF_DSYNC */
 
 	/* The operation, set by the front end before ap_submit, then read-only. */
 	unsigned char op;             /* enum ap_op */
@@ -199,14 +206,17 @@ AP_HIDDEN void ap_complete_unqueued(struct ap_req *r);
 
 /* ---- exec.c ----------------------------------------------------------- */
 
-/* Runs r's system call on the calling thread; sets r->res and r->err.
- * seekable: pread/pwrite at r->offset, else read/write at the position. */
-AP_HIDDEN void ap_exec(struct ap_req *r, bool seekable);
-/* Tries a read on a seekable fd with RWF_NOWAIT: true if it transferred
+/* Runs r's system call on fd (a worker passes its queue's pinned
+ * descriptor, never the user's number) on the calling thread; sets r->res
+ * and r->err.  seekable: pread/pwrite at r->offset, else read/write at the
+ * position.  A write with r->append set appends (RWF_APPEND) whatever the
+ * description's flags are by now. */
+AP_HIDDEN void ap_exec(struct ap_req *r, int fd, bool seekable);
+/* Tries a read on fd, seekable, with RWF_NOWAIT: true if it transferred
  * everything asked (r->res, r->err set); false if it would have had to wait
  * for the device, came back short or failed, and r must be run with
  * ap_exec (a read can be done again). */
-AP_HIDDEN bool ap_exec_nowait(struct ap_req *r);
+AP_HIDDEN bool ap_exec_nowait(struct ap_req *r, int fd);
 
 /* ---- notify.c --------------------------------------------------------- */
 

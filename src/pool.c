@@ -8,7 +8,17 @@
  *
  * Lock order (see internal.h): a front end's locks -> engine.lock -> the
  * libaio ring lock taken inside ops->finish.  No system call, notification
- * or user code runs under engine.lock, but for pthread_cond_* on it.
+ * or user code runs under engine.lock, but for pthread_cond_* on it: the
+ * pinned descriptors of fdqs that die in a critical section are closed
+ * after it (engine_unlock).
+ *
+ * Files are pinned (queue.h): a queued submission looks at its fd (fstat,
+ * F_GETFL, without the lock), takes its flags into the request, and finds
+ * the fdq that pins the file the fd names now, or makes one; a queue whose
+ * file the number no longer names is detached first, as close() would.
+ * Workers make their system calls on the fdq's pinned descriptor, never on
+ * the user's number, so a request runs on the file its fd named at
+ * submission whatever happens to the number meanwhile.
  *
  * Workers are created on demand, up to AIOPOOL_MAX_THREADS; they block
  * every signal, and exit after AIOPOOL_IDLE_MS without work.  A worker
@@ -27,6 +37,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +75,8 @@ static struct {
 	long inflight;            /* accepted, not yet finished */
 	long inflight_files;      /* of those, on files and block devices */
 	int nspinning;            /* workers spinning for work (atomic) */
+	int npeer;                /* workers blocked on a pipe, socket or
+	                             tty: they may never come back */
 	bool draining;            /* exit(): finish what is on files */
 	pthread_cond_t drained;   /* inflight_files reached 0 while draining */
 } engine = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -83,6 +96,20 @@ static struct {
 } cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 #define knob(name) ap_load_relaxed(&ap_knobs.name)
+
+/* Releases engine.lock, then closes the pinned descriptors of the fdqs that
+ * became dead in the critical section (queue.h): no system call runs under
+ * the lock.  Every release of engine.lock in this file goes through here,
+ * but for the fork handlers'. */
+static void engine_unlock(void)
+{
+	struct ap_fdq *dead = engine.q.dead;
+
+	engine.q.dead = NULL;
+	ap_unlock(&engine.lock);
+	if (dead)
+		ap_q_bury(dead);
+}
 
 /* ---- requests ---------------------------------------------------------- */
 
@@ -160,7 +187,7 @@ static int start_worker(void)
 		ap_lock(&engine.lock);
 		engine.nthreads--;
 		engine.nactive--;
-		ap_unlock(&engine.lock);
+		engine_unlock();
 		return err;
 	}
 	ap_add(&count.threads_created, 1);
@@ -228,12 +255,12 @@ static enum run_class run_class(const struct ap_req *r, const struct ap_fdkind *
 {
 	bool read = r->op == AP_OP_READ || r->op == AP_OP_READV;
 
-	if (!k->parallel || k->direct || r->uncached ||
+	if (!k->parallel || r->direct || r->uncached ||
 	    r->op == AP_OP_FSYNC || r->op == AP_OP_FDSYNC)
 		return RUN_BLOCK;
 	if (read)
 		return RUN_PROBE;
-	return k->sync ? RUN_BLOCK : RUN_CPU;
+	return r->sync ? RUN_BLOCK : RUN_CPU;
 }
 
 /* A running request is done: update its fd's queue, publish the result. */
@@ -262,7 +289,7 @@ static bool spin_for_work(void)
 
 	if (ap_ncpus < 2)
 		return false;
-	ap_unlock(&engine.lock);
+	engine_unlock();
 	ap_add(&engine.nspinning, 1);
 	found = ap_spin(work_queued, NULL);
 	ap_add(&engine.nspinning, -1);
@@ -303,35 +330,69 @@ static void block_begin_locked(bool *spawn)
 	*spawn |= kick_locked();
 }
 
-/* Runs r, of class cls, on this worker; returns the class it ended in.
- * Its fd may have been closed since r was picked, and the number may mean
- * another file already: r then ends as cancelled, like the requests still
- * queued at the close (fdclose.c).  That is checked right before each
- * system call, which leaves a window of a few instructions. */
-static enum run_class run(struct ap_req *r, enum run_class cls, bool seekable)
+/* Runs r, of class cls, on this worker, on pfd, its queue's pinned
+ * descriptor: the file r's fd named at submission, even if the number has
+ * been closed and reused since.  Returns the class it ended in. */
+static enum run_class run(struct ap_req *r, enum run_class cls, int pfd,
+		bool seekable)
 {
 	bool spawn = false;
 
 	if (cls == RUN_PROBE) {
-		if (ap_load(&r->q->detached))
-			goto cancelled;
-		if (ap_exec_nowait(r))
+		if (ap_exec_nowait(r, pfd))
 			return cls;
 		cls = RUN_BLOCK;
 		ap_lock(&engine.lock);
 		block_begin_locked(&spawn);
-		ap_unlock(&engine.lock);
+		engine_unlock();
 		if (spawn)
 			start_worker();
 	}
-	if (ap_load(&r->q->detached))
-		goto cancelled;
-	ap_exec(r, seekable);
+	ap_exec(r, pfd, seekable);
 	return cls;
-cancelled:
-	r->res = -1;
-	r->err = ECANCELED;
-	return cls;
+}
+
+static void detach_stale(int fd, uint64_t gen);
+
+/* A worker about to exit after its idle time looks at each idle fdq still
+ * in the table: if its fd no longer names the file pfd pins (closed behind
+ * aiopool's back: fclose, close_range, a raw system call), the fdq is
+ * detached as aiopool's close() would, so that pfd does not keep that file
+ * open (a pipe's writer from seeing EOF, a deleted file's space) for longer
+ * than about the idle time.  Drops and retakes engine.lock. */
+static void sweep_locked(void)
+{
+	for (int fd = 0; fd < engine.q.nfds; fd++) {
+		struct ap_fdq *q = engine.q.fds[fd];
+		struct ap_fdid id;
+		uint64_t gen;
+
+		if (!q || q->nactive || q->blocked.head)
+			continue;
+		id = q->id;
+		gen = q->gen;
+		engine_unlock();
+		if (!ap_fd_same_file(fd, &id))
+			detach_stale(fd, gen);
+		ap_lock(&engine.lock);
+	}
+}
+
+/* Is r to wait on a peer (pipe, socket, tty), maybe for ever? */
+static bool on_peer(const struct ap_req *r, enum run_class cls)
+{
+	return cls == RUN_BLOCK && !r->q->kind.parallel;
+}
+
+/* Out of work for the idle time: true if the worker is to exit. */
+static bool worker_retires(void)
+{
+	if (engine.nthreads > max_threads())
+		return true;
+	if (spin_for_work() || idle_wait())
+		return false;
+	sweep_locked();
+	return !ap_q_has_work(&engine.q);
 }
 
 static void *worker(void *arg)
@@ -343,48 +404,51 @@ static void *worker(void *arg)
 	for (;;) {
 		struct ap_req *r = NULL;
 		enum run_class cls;
-		bool seekable, spawn;
+		bool seekable, spawn, peer;
+		int pfd;
 
 		if (done)
 			finish_locked(done);
 		if (engine.nthreads <= max_threads())
 			r = ap_q_pick(&engine.q, knob(fd_concurrency));
 		if (!r && done) {
-			ap_unlock(&engine.lock);
+			engine_unlock();
 			done->ops->notify(done);
 			done = NULL;
 			ap_lock(&engine.lock);
 			continue;
 		}
 		if (!r) {
-			if (engine.nthreads > max_threads())
-				break;
-			if (!spin_for_work() && !idle_wait())
+			if (worker_retires())
 				break;
 			continue;
 		}
 		seekable = r->q->kind.seekable;
+		pfd = r->q->pfd;
 		cls = run_class(r, &r->q->kind);
+		peer = on_peer(r, cls);
+		engine.npeer += peer;
 		spawn = false;
 		if (cls == RUN_BLOCK)
 			block_begin_locked(&spawn);
 		else
 			spawn = kick_locked();
-		ap_unlock(&engine.lock);
+		engine_unlock();
 
 		if (done)
 			done->ops->notify(done);
 		if (spawn)
 			start_worker();
-		cls = run(r, cls, seekable);
+		cls = run(r, cls, pfd, seekable);
 		done = r;
 		ap_lock(&engine.lock);
+		engine.npeer -= peer;
 		if (cls == RUN_BLOCK)
 			engine.nactive++;
 	}
 	engine.nactive--;
 	engine.nthreads--;
-	ap_unlock(&engine.lock);
+	engine_unlock();
 	return NULL;
 }
 
@@ -395,7 +459,7 @@ void ap_complete_unqueued(struct ap_req *r)
 	ap_lock(&engine.lock);
 	r->state = AP_ST_DONE;
 	r->ops->finish(r);
-	ap_unlock(&engine.lock);
+	engine_unlock();
 	ap_add(&count.submitted, 1);
 	ap_add(r->err == ECANCELED ? &count.cancelled : &count.completed, 1);
 	if (r->fast)
@@ -438,12 +502,13 @@ static bool try_inline(struct ap_req *r)
 		return false;
 	ap_lock(&engine.lock);
 	q = ap_q_lookup(&engine.q, r->fd);
-	clear = !q || (q->kind.parallel && !q->kind.direct &&
+	clear = !q || (q->kind.parallel && !q->direct_hint &&
 	               !q->blocked.head && !q->barrier_active);
-	ap_unlock(&engine.lock);
+	engine_unlock();
 	if (!clear)
 		return false;
-	if (!ap_exec_nowait(r)) {
+	/* On the user's fd: the inline read runs now, on what it names now. */
+	if (!ap_exec_nowait(r, r->fd)) {
 		r->uncached = true;  /* the worker need not try again */
 		return false;
 	}
@@ -452,9 +517,157 @@ static bool try_inline(struct ap_req *r)
 	return true;
 }
 
-int ap_submit(struct ap_req *r, int prio)
+/* The request's own view of its fd's flags at submission (fl, F_GETFL)
+ * and of its RWF_ flags: what the ordering rules and run_class look at. */
+static void take_flags(struct ap_req *r, int fl)
+{
+	r->append = (fl & O_APPEND) || (r->rw_flags & RWF_APPEND);
+	r->direct = (fl & O_DIRECT) != 0;
+	r->sync = (fl & (O_SYNC | O_DSYNC)) ||
+	          (r->rw_flags & (RWF_SYNC | RWF_DSYNC));
+}
+
+enum verdict { FDQ_SERVES, FDQ_STALE, FDQ_ASK };
+
+/* Does q serve what id says its fd names now?  Another file: no.  The same
+ * file and flags: yes.  Other flags: F_SETFL changed the description pfd
+ * shares, or the number was closed and names another description of the
+ * file now, whose access mode or flags pfd lacks; pfd's own flags tell
+ * (FDQ_ASK), unless the access mode differs, which F_SETFL cannot change. */
+static enum verdict fdq_verdict(const struct ap_fdq *q, const struct ap_fdid *id)
+{
+	if (!ap_fdid_same_file(&q->id, id) ||
+	    ((q->id.flags ^ id->flags) & O_ACCMODE))
+		return FDQ_STALE;
+	return q->id.flags == id->flags ? FDQ_SERVES : FDQ_ASK;
+}
+
+/* FDQ_ASK for q (engine.lock held): drops the lock for an F_GETFL of pfd,
+ * retakes it; q if it still serves r->fd (its flags updated), else NULL. */
+static struct ap_fdq *fdq_ask(struct ap_fdq *q, int fd, const struct ap_fdid *id)
+{
+	int pfd = q->pfd, fl;
+	uint64_t gen = q->gen;
+
+	engine_unlock();
+	fl = fcntl(pfd, F_GETFL);  /* pfd stays open while q has this gen */
+	ap_lock(&engine.lock);
+	q = ap_q_lookup(&engine.q, fd);
+	if (!q || q->gen != gen)
+		return NULL;
+	if (fl != id->flags) {
+		engine_unlock();
+		detach_stale(fd, gen);
+		ap_lock(&engine.lock);
+		return NULL;
+	}
+	q->id.flags = fl;
+	return q;
+}
+
+/* fdq_get's answer when id may be out of date: look at the fd again. */
+#define FDQ_RETRY (-1)
+
+/* The fdq for r->fd serving the file id describes, found or made (pinning
+ * the file); a queue of an earlier file the number named is detached on
+ * the way, exactly as aiopool's close() would.  id was taken when the
+ * newest fdq was of generation seen: a queue made after that, which id
+ * does not match, may be right and id stale, so it is never detached on
+ * id's word (FDQ_RETRY).  0 with engine.lock held, or without it EAGAIN
+ * (the file cannot be pinned, no memory), EBADF (the fd was closed
+ * meanwhile) or FDQ_RETRY. */
+static int fdq_get(struct ap_req *r, const struct ap_fdid *id, uint64_t seen,
+		struct ap_fdq **out)
+{
+	struct ap_fdkind kind;
+	struct ap_fdq *q;
+	int pfd;
+
+	for (;;) {
+		ap_lock(&engine.lock);
+		q = ap_q_lookup(&engine.q, r->fd);
+		if (q) {
+			enum verdict v = fdq_verdict(q, id);
+			uint64_t gen = q->gen;
+
+			if (v != FDQ_SERVES && gen > seen) {
+				engine_unlock();
+				return FDQ_RETRY;
+			}
+			if (v == FDQ_ASK && (q = fdq_ask(q, r->fd, id)) == NULL) {
+				engine_unlock();
+				continue;
+			}
+			if (v != FDQ_STALE)
+				break;
+			engine_unlock();
+			detach_stale(r->fd, gen);
+			continue;
+		}
+		engine_unlock();
+		pfd = ap_fd_pin(r->fd, id, &kind);  /* system calls: unlocked */
+		if (pfd < 0 && errno == ESTALE)
+			return FDQ_RETRY;   /* the number changed since id */
+		if (pfd < 0)
+			return errno == EBADF ? EBADF : EAGAIN; /* closed meanwhile */
+		ap_lock(&engine.lock);
+		if (!ap_q_lookup(&engine.q, r->fd) &&
+		    (q = ap_q_create(&engine.q, r->fd, pfd, id, kind)) != NULL)
+			break;
+		q = ap_q_lookup(&engine.q, r->fd);
+		engine_unlock();
+		ap_fd_unpin(pfd);
+		if (!q)
+			return EAGAIN;        /* out of memory */
+	}
+	*out = q;
+	return 0;
+}
+
+/* r->fd named no file when the newest fdq was of generation seen: a queue
+ * left from the file it named before goes. */
+static void fd_gone(int fd, uint64_t seen)
 {
 	struct ap_fdq *q;
+	uint64_t gen = 0;
+
+	if (!ap_q_maybe_busy(fd))
+		return;
+	ap_lock(&engine.lock);
+	q = ap_q_lookup(&engine.q, fd);
+	if (q && q->gen <= seen)
+		gen = q->gen;
+	engine_unlock();
+	if (gen)
+		detach_stale(fd, gen);
+}
+
+/* A worker could not be started for r, just queued: if no worker can ever
+ * come to it (every one waits on a pipe, socket or tty, which may never
+ * end), r is taken back: EAGAIN.  Else 0: a worker will run it. */
+static int undo_if_unstartable(struct ap_req *r)
+{
+	ap_lock(&engine.lock);
+	if (engine.nthreads <= engine.npeer &&
+	    ap_q_remove(&engine.q, r, knob(fd_concurrency))) {
+		retire_locked(r);
+		engine_unlock();
+		ap_add(&count.submitted, -1ULL);
+		r->state = AP_ST_NEW;
+		return EAGAIN;
+	}
+	engine_unlock();
+	return 0;
+}
+
+/* Queued submissions look at the fd (fstat, F_GETFL: two system calls, no
+ * lock): the request runs with the flags the fd has now, on the file it
+ * names now, pinned. */
+int ap_submit(struct ap_req *r, int prio)
+{
+	struct ap_fdid id;
+	struct ap_fdq *q;
+	uint64_t seen;
 	bool spawn;
 	int err;
 
@@ -463,47 +676,30 @@ int ap_submit(struct ap_req *r, int prio)
 		goto bad_fd;
 	if (try_inline(r))
 		return 0;
-	ap_lock(&engine.lock);
-	while (!(q = ap_q_lookup(&engine.q, r->fd))) {
-		struct ap_fdkind kind;
-
-		ap_unlock(&engine.lock);
-		kind = ap_fd_kind(r->fd);   /* system calls: not under the lock */
-		if (kind.bad)
+	do {
+		seen = ap_load(&engine.q.gen);
+		if (ap_fd_id(r->fd, &id) != 0) {
+			fd_gone(r->fd, seen);
 			goto bad_fd;
-		ap_lock(&engine.lock);
-		if (ap_q_lookup(&engine.q, r->fd))
-			continue;
-		if (engine.inflight >= knob(max_queued) ||
-		    !ap_q_create(&engine.q, r->fd, kind)) {
-			ap_unlock(&engine.lock);
-			return EAGAIN;
 		}
-	}
+		take_flags(r, id.flags);
+	} while ((err = fdq_get(r, &id, seen, &q)) == FDQ_RETRY);
+	if (err == EBADF)
+		goto bad_fd;
+	if (err)
+		return err;
 	if (engine.inflight >= knob(max_queued)) {
-		ap_unlock(&engine.lock);
+		engine_unlock();
 		return EAGAIN;
 	}
+	q->direct_hint = r->direct;
 	ap_q_enqueue(&engine.q, q, r, knob(fd_concurrency));
 	admit_locked(r, q);
 	spawn = kick_locked();
-	ap_unlock(&engine.lock);
+	engine_unlock();
 	ap_add(&count.submitted, 1);
-
-	if (spawn && (err = start_worker()) != 0) {
-		/* No new thread.  An existing worker will run r; with none, r
-		 * is still queued and goes back to the caller. */
-		ap_lock(&engine.lock);
-		if (engine.nthreads == 0 &&
-		    ap_q_remove(&engine.q, r, knob(fd_concurrency))) {
-			retire_locked(r);
-			ap_unlock(&engine.lock);
-			ap_add(&count.submitted, -1ULL);
-			r->state = AP_ST_NEW;
-			return EAGAIN;
-		}
-		ap_unlock(&engine.lock);
-	}
+	if (spawn && start_worker() != 0)
+		return undo_if_unstartable(r);
 	return 0;
 
 bad_fd:
@@ -530,9 +726,9 @@ static void collect(struct ap_req *first, bool (*match)(const struct ap_req *, v
 /* ap_cancel; with detach (fd >= 0), also takes fd's queue out of the table
  * in the same critical section, so that nothing submitted meanwhile is left
  * queued on a detached queue. */
-static struct ap_cancel_result cancel(int fd,
+static struct ap_cancel_result cancel_gen(int fd,
 		bool (*match)(const struct ap_req *r, void *arg), void *arg,
-		bool quiet, bool detach)
+		bool quiet, bool detach, uint64_t gen)
 {
 	struct ap_cancel_result res = { 0, 0 };
 	struct ap_req *victims = NULL, *r, *next, *done = NULL;
@@ -543,6 +739,8 @@ static struct ap_cancel_result cancel(int fd,
 	limit = knob(fd_concurrency);
 	lo = fd < 0 ? 0 : fd;
 	hi = fd < 0 ? engine.q.nfds : (fd < engine.q.nfds ? fd + 1 : 0);
+	if (gen && (hi == 0 || !engine.q.fds[fd] || engine.q.fds[fd]->gen != gen))
+		hi = detach = 0;    /* that queue has gone already */
 	for (int i = lo; i < hi; i++) {
 		struct ap_fdq *q = engine.q.fds[i];
 		int dummy = 0;
@@ -569,7 +767,7 @@ static struct ap_cancel_result cancel(int fd,
 	if (detach)
 		ap_q_detach(&engine.q, fd);
 	spawn = kick_locked();
-	ap_unlock(&engine.lock);
+	engine_unlock();
 	if (spawn)
 		start_worker();
 	ap_add(&count.cancelled, (unsigned long long)res.cancelled);
@@ -578,6 +776,13 @@ static struct ap_cancel_result cancel(int fd,
 		r->ops->notify(r);
 	}
 	return res;
+}
+
+static struct ap_cancel_result cancel(int fd,
+		bool (*match)(const struct ap_req *r, void *arg), void *arg,
+		bool quiet, bool detach)
+{
+	return cancel_gen(fd, match, arg, quiet, detach, 0);
 }
 
 struct ap_cancel_result ap_cancel(int fd,
@@ -592,6 +797,14 @@ static bool any_request(const struct ap_req *r, void *arg)
 	(void)r;
 	(void)arg;
 	return true;
+}
+
+/* fd's queue of generation gen serves a file the number no longer names
+ * (closed behind aiopool's back): it goes exactly as at aiopool's close()
+ * (ap_fd_closing), unless it has gone already. */
+static void detach_stale(int fd, uint64_t gen)
+{
+	cancel_gen(fd, any_request, NULL, false, true, gen);
 }
 
 void ap_fd_closing(int fd)
@@ -615,7 +828,7 @@ int ap_count(bool (*match)(const struct ap_req *r, void *arg), void *arg)
 		for (struct ap_req *r = q->running.head; r; r = r->next)
 			n += match(r, arg);
 	}
-	ap_unlock(&engine.lock);
+	engine_unlock();
 	return n;
 }
 
@@ -623,7 +836,7 @@ void ap_locked(void (*fn)(void *arg), void *arg)
 {
 	ap_lock(&engine.lock);
 	fn(arg);
-	ap_unlock(&engine.lock);
+	engine_unlock();
 }
 
 /* ---- knobs and stats --------------------------------------------------- */
@@ -673,7 +886,7 @@ AP_EXPORT int aiopool_set(int k, long v)
 	 * the queued work can use now. */
 	while (engine.nidle == 0 && kick_locked())
 		spawn++;
-	ap_unlock(&engine.lock);
+	engine_unlock();
 	while (spawn-- > 0)
 		start_worker();
 	if (k == AIOPOOL_CACHE)
@@ -709,7 +922,7 @@ AP_EXPORT int aiopool_stats(struct aiopool_stats *st, unsigned long size)
 	s.idle_threads = (unsigned long)engine.nidle;
 	s.queued = engine.q.nqueued;
 	s.running = engine.q.nrunning;
-	ap_unlock(&engine.lock);
+	engine_unlock();
 	s.submitted = ap_load(&count.submitted);
 	s.completed = ap_load(&count.completed);
 	s.cancelled = ap_load(&count.cancelled);
@@ -794,6 +1007,7 @@ static void fork_child(void)
 	ap_unlock(&cache.lock);
 	ap_q_reset(&engine.q, orphan);
 	engine.nthreads = engine.nactive = engine.nidle = engine.nwaking = 0;
+	engine.npeer = 0;
 	engine.inflight = engine.inflight_files = 0;
 	memset(&count, 0, sizeof count);
 	init_cond();
@@ -853,14 +1067,14 @@ __attribute__((destructor)) static void ap_fini(void)
 
 	ap_lock(&engine.lock);
 	if (engine.inflight_files == 0) {
-		ap_unlock(&engine.lock);
+		engine_unlock();
 		return;
 	}
 	engine.draining = true;
 	while (engine.nidle == 0 && kick_locked())
 		spawn++;
 	pthread_cond_broadcast(&engine.work);
-	ap_unlock(&engine.lock);
+	engine_unlock();
 	while (spawn-- > 0)
 		start_worker();
 
@@ -877,5 +1091,5 @@ __attribute__((destructor)) static void ap_fini(void)
 		       pthread_cond_timedwait(&engine.drained, &engine.lock, &deadline) != ETIMEDOUT)
 			;
 	}
-	ap_unlock(&engine.lock);
+	engine_unlock();
 }

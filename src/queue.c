@@ -6,6 +6,11 @@
  *
  * The ordering rules live in may_activate(): what POSIX orders is
  * serialised, everything else on a regular file may run side by side.
+ * They look at each request's own flags (struct ap_req's append), never at
+ * what an fd's flags were when its fdq was made.
+ *
+ * The ap_fd_ functions are the exception to "no system call": they look at
+ * and pin fds, and are called without the lock.
  * Priority picks among ready requests only, so it never moves a request
  * past a barrier or an ordered write.  The heap is keyed by each fdq's best
  * ready request (priority, then submission order), so workers take requests
@@ -16,7 +21,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "queue.h"
@@ -56,27 +63,88 @@ static void list_append(struct ap_list *l, struct ap_req *r)
 	list_insert_after(l, l->tail, r);
 }
 
-/* ---- fd kinds ---------------------------------------------------------- */
+/* ---- fds ------------------------------------------------------------- */
 
-struct ap_fdkind ap_fd_kind(int fd)
+int ap_fd_id(int fd, struct ap_fdid *id)
 {
-	struct ap_fdkind k = { 0 };
 	struct stat st;
 	int fl = fcntl(fd, F_GETFL);
 
-	if (fl < 0 || fstat(fd, &st) < 0) {
-		k.bad = true;
-		return k;
+	if (fl < 0 || fstat(fd, &st) < 0)
+		return errno;
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	id->type = st.st_mode & S_IFMT;
+	id->flags = fl;
+	return 0;
+}
+
+bool ap_fd_same_file(int fd, const struct ap_fdid *id)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && st.st_dev == id->dev &&
+	       st.st_ino == id->ino && (st.st_mode & S_IFMT) == id->type;
+}
+
+/* Where pinned duplicates go: high, out of the way of programs that expect
+ * low numbers (select's FD_SETSIZE), but well inside the fd limit. */
+static int pin_base(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 1024;
+	return rl.rlim_cur / 2 < 1024 ? (int)(rl.rlim_cur / 2) : 1024;
+}
+
+int ap_fd_pin(int fd, const struct ap_fdid *id, struct ap_fdkind *kind)
+{
+	int base = pin_base(), pfd;
+
+	/* Never 0-2: a daemon that closes stdin and opens /dev/null expects
+	 * to get 0. */
+	pfd = fcntl(fd, F_DUPFD_CLOEXEC, base < 3 ? 3 : base);
+	if (pfd < 0 && base > 3)
+		pfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (pfd < 0)
+		return -1;
+	/* The number may have been closed and reused since id was taken. */
+	if (!ap_fd_same_file(pfd, id)) {
+		ap_fd_unpin(pfd);
+		errno = ESTALE;
+		return -1;
 	}
-	k.append = (fl & O_APPEND) != 0;
-	k.direct = (fl & O_DIRECT) != 0;
-	k.sync = (fl & (O_SYNC | O_DSYNC)) != 0;
-	k.parallel = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
-	if (k.parallel)
-		k.seekable = true;
-	else if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode))
-		k.seekable = lseek(fd, 0, SEEK_CUR) >= 0;  /* char devices vary */
-	return k;
+	kind->parallel = S_ISREG(id->type) || S_ISBLK(id->type);
+	if (kind->parallel)
+		kind->seekable = true;
+	else if (!S_ISFIFO(id->type) && !S_ISSOCK(id->type))
+		kind->seekable = lseek(pfd, 0, SEEK_CUR) >= 0; /* char devices vary */
+	else
+		kind->seekable = false;
+	return pfd;
+}
+
+void ap_fd_unpin(int pfd)
+{
+	int saved = errno;
+
+	syscall(SYS_close, pfd);   /* not our close(): no queue to look at */
+	errno = saved;
+}
+
+void ap_q_bury(struct ap_fdq *dead)
+{
+	while (dead) {
+		struct ap_fdq *q = dead;
+
+		dead = q->next_dead;
+		/* A program that closed descriptors it did not open
+		 * (close_range) may have the number for a file of its own. */
+		if (q->pfd >= 0 && ap_fd_same_file(q->pfd, &q->id))
+			ap_fd_unpin(q->pfd);
+		free(q);
+	}
 }
 
 static bool is_barrier(const struct ap_req *r)
@@ -89,7 +157,15 @@ static bool is_write(const struct ap_req *r)
 	return r->op == AP_OP_WRITE || r->op == AP_OP_WRITEV;
 }
 
-/* The ordering rules: may r start now, given what is active on q? */
+static bool is_append(const struct ap_req *r)
+{
+	return r->append && is_write(r);
+}
+
+/* The ordering rules: may r start now, given what is active on q?  Whether
+ * a write appends is the request's own (its fd's O_APPEND at submission,
+ * or RWF_APPEND), so an fd whose flags change keeps each write in its
+ * place. */
 static bool may_activate(const struct ap_fdq *q, const struct ap_req *r)
 {
 	if (!q->kind.parallel)          /* pipes, sockets, ttys: one at a time */
@@ -98,8 +174,10 @@ static bool may_activate(const struct ap_fdq *q, const struct ap_req *r)
 		return false;
 	if (is_barrier(r))              /* fsync waits for all before it */
 		return q->nactive == 0;
-	if (q->kind.append && is_write(r)) /* appends in order, one at a time */
+	if (is_append(r))               /* appends in order, one at a time, */
 		return q->nactive_writes == 0;
+	if (is_write(r))                /* and no write passes one */
+		return q->nactive_appends == 0;
 	return true;
 }
 
@@ -239,7 +317,8 @@ struct ap_fdq *ap_q_lookup(struct ap_queues *qs, int fd)
 	return fd < qs->nfds ? qs->fds[fd] : NULL;
 }
 
-struct ap_fdq *ap_q_create(struct ap_queues *qs, int fd, struct ap_fdkind kind)
+struct ap_fdq *ap_q_create(struct ap_queues *qs, int fd, int pfd,
+		const struct ap_fdid *id, struct ap_fdkind kind)
 {
 	struct ap_fdq *q;
 
@@ -271,6 +350,10 @@ struct ap_fdq *ap_q_create(struct ap_queues *qs, int fd, struct ap_fdkind kind)
 		return NULL;
 	}
 	q->fd = fd;
+	q->pfd = pfd;
+	q->id = *id;
+	q->gen = qs->gen + 1;
+	ap_store(&qs->gen, q->gen);  /* read unlocked by submitters */
 	q->kind = kind;
 	q->heap_idx = -1;
 	qs->fds[fd] = q;
@@ -279,16 +362,19 @@ struct ap_fdq *ap_q_create(struct ap_queues *qs, int fd, struct ap_fdkind kind)
 	return q;
 }
 
-/* An fdq stays in the table when its last request is done, keeping what
- * ap_fd_kind found: an fd used over and over costs no system call to look
- * at.  It goes when its fd is closed through aiopool's close, dup2 or dup3
- * (ap_q_detach), once its running requests are done. */
+/* An fdq stays in the table when its last request is done, keeping its
+ * pinned descriptor: the user's fd still names the file (the submission
+ * path and the idle sweep check that).  It goes when its fd is closed
+ * through aiopool's close, dup2 or dup3, or found naming another file
+ * (ap_q_detach), once its running requests are done: to qs->dead, for the
+ * caller to close pfd without the lock. */
 static void fdq_free_if_done(struct ap_queues *qs, struct ap_fdq *q)
 {
 	if (!q->detached || q->blocked.head || q->ready.head || q->running.head)
 		return;
 	qs->nfdq--;
-	free(q);
+	q->next_dead = qs->dead;
+	qs->dead = q;
 }
 
 /* ---- moving requests --------------------------------------------------- */
@@ -308,6 +394,8 @@ static void activate(struct ap_fdq *q, struct ap_req *r)
 		q->barrier_active = true;
 	if (is_write(r))
 		q->nactive_writes++;
+	if (is_append(r))
+		q->nactive_appends++;
 }
 
 static void deactivate(struct ap_fdq *q, struct ap_req *r)
@@ -317,6 +405,8 @@ static void deactivate(struct ap_fdq *q, struct ap_req *r)
 		q->barrier_active = false;
 	if (is_write(r))
 		q->nactive_writes--;
+	if (is_append(r))
+		q->nactive_appends--;
 }
 
 static void promote(struct ap_fdq *q)
@@ -407,7 +497,7 @@ void ap_q_detach(struct ap_queues *qs, int fd)
 		return;
 	qs->fds[fd] = NULL;
 	map_set(fd, false);
-	ap_store(&q->detached, true);   /* workers look without the lock */
+	q->detached = true;
 	fdq_free_if_done(qs, q);
 }
 
@@ -438,8 +528,10 @@ void ap_q_reset(struct ap_queues *qs, void (*orphan)(struct ap_req *r))
 				orphan(r);
 			}
 		}
+		ap_fd_unpin(q->pfd);
 		free(q);
 	}
+	ap_q_bury(qs->dead);
 	free(qs->fds);
 	free(qs->heap);
 	*qs = (struct ap_queues){ 0 };

@@ -120,6 +120,59 @@ Test(libaio_basic, rw_flags_are_applied)
 	close(fd);
 }
 
+/* Writes with RWF_APPEND on an fd without O_APPEND are appends: one at a
+ * time, in submission order.  The first is held in its write (a
+ * userfaultfd page) while the others are submitted, with workers to spare. */
+Test(libaio_basic, rwf_append_writes_land_in_submission_order)
+{
+	enum { N = 64, LEN = 16, HELD = 100 };
+	static char recs[N][LEN + 1];
+	static struct iocb cbs[N];
+	struct iocb *ptrs[N];
+	struct io_event ev[N];
+	char *all = malloc(HELD + N * LEN);
+	int fd = temp_file(0, 0);
+	io_context_t ctx = new_ctx(N + 1);
+	struct uffd u;
+
+	UFFD_OR_SKIP(&u, 1);
+	cr_assert_eq(aiopool_set(AIOPOOL_MAX_THREADS, 8), 0);
+	cr_assert_eq(aiopool_set(AIOPOOL_RUNNABLE, 8), 0);
+	io_prep_pwrite(&cbs[0], fd, uffd_page(&u, 0), HELD, 0);
+	for (int i = 1; i < N; i++) {
+		snprintf(recs[i], sizeof recs[i], "record %07d\n", i);
+		io_prep_pwrite(&cbs[i], fd, recs[i], LEN, 0);
+	}
+	for (int i = 0; i < N; i++) {
+		cbs[i].aio_rw_flags = RWF_APPEND;
+		ptrs[i] = &cbs[i];
+	}
+	cr_assert_eq(submit1(ctx, &cbs[0]), 1);
+	cr_assert_eq(uffd_next_fault(&u), 0);   /* the first runs, held */
+	cr_assert_eq(io_submit(ctx, N - 1, ptrs + 1), N - 1);
+	wait_stats(S.running == 1 && S.queued == N - 1,
+	           "the appends should wait behind the first");
+	sleep_ms(SETTLE_MS);
+	cr_assert_eq(stats_now().running, 1, "an append started beside the first");
+	uffd_release(&u, 0, 'A');
+	get_events(ctx, ev, N);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq((long)ev[i].res, ev[i].obj == &cbs[0] ? HELD : LEN);
+	cr_assert_eq(pread(fd, all, HELD + N * LEN, 0), HELD + (N - 1) * LEN);
+	for (int i = 0; i < HELD; i++)
+		cr_assert_eq(all[i], 'A');
+	for (int i = 1; i < N; i++)
+		cr_assert_arr_eq(all + HELD + (i - 1) * LEN, recs[i], LEN,
+		                 "record %d out of place", i);
+	free(all);
+	io_destroy(ctx);
+	close(fd);
+	close(u.fd);
+	munmap(u.base, u.npages * (size_t)u.pagesz);
+	free(u.seen);
+	free(u.src);
+}
+
 Test(libaio_basic, short_read_and_io_errors_come_in_the_event)
 {
 	int fd = temp_file(100, 0);

@@ -142,6 +142,90 @@ Test(posix_order, priority_never_reorders_append_writes)
 	close(fd);
 }
 
+/* O_APPEND is the request's, taken at submission: fcntl(F_SETFL) adding it
+ * to an fd that already has a queue orders the writes submitted after. */
+Test(posix_order, append_added_by_setfl_orders_later_writes)
+{
+	struct uffd u;
+	int fd = temp_file(512, 0);
+	char tail[] = "second write";
+	unsigned char file[512 + 100 + sizeof tail];
+	struct aiocb w0, w1, w2;
+
+	UFFD_OR_SKIP(&u, 1);
+	hold_setup(4);
+	wr(&w0, fd, "y", 1, 0, 0);             /* the fd's queue: not O_APPEND */
+	cr_assert_eq(wait_aio(&w0), 0);
+	cr_assert_eq(aio_return(&w0), 1);
+	cr_assert_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_APPEND), 0);
+
+	wr(&w1, fd, uffd_page(&u, 0), 100, 0, 0);
+	cr_assert_eq(uffd_next_fault(&u), 0);   /* w1 runs, held in its write */
+	wr(&w2, fd, tail, sizeof tail, 0, 0);
+	wait_stats(S.running == 1 && S.queued == 1,
+	           "w2, an append, should be queued behind w1");
+	sleep_ms(SETTLE_MS);
+	assert_in_progress(&w2);
+	cr_assert_eq(stats_now().running, 1, "w2 started while w1 ran");
+
+	uffd_release(&u, 0, 'A');
+	cr_assert_eq(wait_aio(&w1), 0);
+	cr_assert_eq(wait_aio(&w2), 0);
+	cr_assert_eq(aio_return(&w1), 100);
+	cr_assert_eq(aio_return(&w2), (ssize_t)sizeof tail);
+	cr_assert_eq(pread(fd, file, sizeof file, 0), (ssize_t)sizeof file);
+	cr_assert_eq(file[0], 'y');
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(file[512 + i], 'A', "byte %d of the first append", i);
+	cr_assert_arr_eq(file + 612, tail, sizeof tail);
+	close(fd);
+	close(u.fd);
+	munmap(u.base, u.npages * (size_t)u.pagesz);
+	free(u.seen);
+	free(u.src);
+}
+
+/* And F_SETFL clearing O_APPEND: later writes are positional, land at their
+ * offsets and run side by side like any on a regular file. */
+Test(posix_order, append_cleared_by_setfl_makes_writes_positional)
+{
+	struct uffd u;
+	int fd = temp_file(0, O_APPEND);
+	unsigned char file[2100];
+	struct aiocb w0, w1, w2;
+
+	UFFD_OR_SKIP(&u, 2);
+	hold_setup(4);
+	wr(&w0, fd, "y", 1, 0, 0);             /* the fd's queue: O_APPEND */
+	cr_assert_eq(wait_aio(&w0), 0);
+	cr_assert_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_APPEND), 0);
+
+	wr(&w1, fd, uffd_page(&u, 0), 100, 1000, 0);
+	cr_assert_eq(uffd_next_fault(&u), 0);   /* w1 runs, held in its write */
+	wr(&w2, fd, uffd_page(&u, 1), 100, 2000, 0);
+	/* w2 is not ordered behind w1 (the kernel may hold it on the inode
+	 * lock: the engine has started it). */
+	wait_stats(S.running == 2 && S.queued == 0,
+	           "w2, positional, should run beside w1");
+	uffd_release(&u, 0, 'A');
+	uffd_release(&u, 1, 'B');
+	cr_assert_eq(wait_aio(&w1), 0);
+	cr_assert_eq(wait_aio(&w2), 0);
+	cr_assert_eq(aio_return(&w1), 100);
+	cr_assert_eq(aio_return(&w2), 100);
+	cr_assert_eq(pread(fd, file, sizeof file, 0), (ssize_t)sizeof file);
+	cr_assert_eq(file[0], 'y');
+	for (int i = 0; i < 100; i++) {
+		cr_assert_eq(file[1000 + i], 'A', "byte %d of w1", i);
+		cr_assert_eq(file[2000 + i], 'B', "byte %d of w2", i);
+	}
+	close(fd);
+	close(u.fd);
+	munmap(u.base, u.npages * (size_t)u.pagesz);
+	free(u.seen);
+	free(u.src);
+}
+
 /* ---- serial fds: pipes and sockets --------------------------------------- */
 
 /* Reads of one byte each on a serial fd: one runs, the others wait with
