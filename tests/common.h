@@ -1,10 +1,11 @@
 /* common.h: helpers shared by the Criterion suites.  Every wait here has a
  * deadline and fails the test with a message instead of hanging.
  *
- * Besides waiting: temporary files and pipes, signal helpers, a blocker that
- * keeps a worker busy, userfaultfd-backed buffers that hold a request
- * inside its system call for as long as a test needs, and forked children
- * and helper programs run with a deadline. */
+ * Besides waiting: temporary files and pipes, signal helpers, waiting for a
+ * worker to be inside its system call, a blocker that keeps a worker busy,
+ * userfaultfd-backed buffers that hold a request inside its system call
+ * for as long as a test needs, and forked children and helper programs run
+ * with a deadline. */
 #ifndef AIOPOOL_TEST_COMMON_H
 #define AIOPOOL_TEST_COMMON_H
 
@@ -267,6 +268,96 @@ static inline int count_tasks(void)
 		n += e->d_name[0] != '.';
 	closedir(d);
 	return n;
+}
+
+/* ---- a thread inside a system call -------------------------------------- *
+ *
+ * A request counted as running in the stats has been taken by a worker, not
+ * necessarily begun its system call: a test that closes the fd, or needs the
+ * call to hold its file, must wait for the call itself.  Linux shows it in
+ * /proc/self/task/TID/syscall: the number and arguments of the call a
+ * sleeping thread is in ("running" while it is on a CPU). */
+
+/* Is thread tid asleep inside system call nr, with fd as its first
+ * argument?  A thread that is gone is not. */
+static inline bool task_sleeps_in(int tid, long nr, int fd)
+{
+	char path[64], line[256];
+	unsigned long arg0;
+	long n;
+	bool ok;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	ok = fgets(line, sizeof line, f) && sscanf(line, "%ld %lx", &n, &arg0) == 2;
+	fclose(f);
+	return ok && n == nr && arg0 == (unsigned long)fd;
+}
+
+/* A thread of this process other than the caller asleep in one of the
+ * nnr system calls nrs on fd: its id, or 0 if there is none. */
+static inline int thread_in_call(const long *nrs, int nnr, int fd)
+{
+	int self = (int)syscall(SYS_gettid), found = 0;
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+
+	cr_assert_not_null(d, "/proc/self/task: %s", strerror(errno));
+	while (!found && (e = readdir(d))) {
+		int tid = atoi(e->d_name);
+		if (tid <= 0 || tid == self)
+			continue;
+		for (int i = 0; i < nnr && !found; i++)
+			if (task_sleeps_in(tid, nrs[i], fd))
+				found = tid;
+	}
+	closedir(d);
+	return found;
+}
+
+/* Waits until another thread of this process sleeps in one of the calls
+ * nrs on fd; returns its id.  Skips the test where /proc does not show
+ * system calls; fails it after DEADLINE_MS. */
+static inline int wait_thread_in_call(const long *nrs, int nnr, int fd, const char *what)
+{
+	long long end = now_ms() + DEADLINE_MS;
+	int polls = 0, tid;
+
+	if (access("/proc/thread-self/syscall", R_OK) != 0)
+		cr_skip_test("/proc/thread-self/syscall: %s: cannot see a worker "
+		             "inside its system call", strerror(errno));
+	while (!(tid = thread_in_call(nrs, nnr, fd))) {
+		if (now_ms() > end)
+			cr_assert_fail("no thread was inside a %s of fd %d within %d ms: "
+			               "the request never reached its system call",
+			               what, fd, DEADLINE_MS);
+		poll_pause(&polls);
+	}
+	return tid;
+}
+
+/* Waits until a worker sleeps in a read of fd (read, readv, pread64,
+ * preadv or preadv2): past the point where a close of fd could stop the
+ * request, which now holds its file.  Returns the thread's id. */
+static inline int wait_thread_in_read(int fd)
+{
+	static const long nrs[] = { SYS_read, SYS_readv, SYS_pread64, SYS_preadv,
+	                            SYS_preadv2 };
+
+	return wait_thread_in_call(nrs, 5, fd, "read");
+}
+
+/* The same for a write of fd (write, writev, pwrite64, pwritev, pwritev2),
+ * e.g. one blocked on a full pipe. */
+static inline int wait_thread_in_write(int fd)
+{
+	static const long nrs[] = { SYS_write, SYS_writev, SYS_pwrite64, SYS_pwritev,
+	                            SYS_pwritev2 };
+
+	return wait_thread_in_call(nrs, 5, fd, "write");
 }
 
 /* ---- a busy pool -------------------------------------------------------- */

@@ -397,9 +397,10 @@ Test(ev_basic, free_with_requests_in_flight)
 	}
 	cr_assert_eq(aiopool_ev_pending(aev), N + 1);
 	/* ...which starts running once the blocker is released; it then
-	 * holds the only worker until the pipe gets a byte, 100 ms later. */
+	 * holds the only worker, inside read(), until the pipe gets a byte,
+	 * 100 ms later. */
 	blocker_release(&b);
-	wait_until(stats_running() == 1);
+	wait_thread_in_read(p[0]);
 	later_start(&l, p[1], 100);
 	aiopool_ev_free(aev);
 	later_join(&l);

@@ -322,8 +322,11 @@ Test(posix_errors, resubmitting_an_aiocb_in_flight_fails_and_leaves_it_alone)
 
 	make_pipe(p);
 	fill_cb(&cb, p[0], buf, sizeof buf, 0);
+	signal(SIGPIPE, SIG_IGN);   /* a failure is an assertion, not a crash */
 	cr_assert_eq(aio_read(&cb), 0);
-	wait_stats(S.running == 1, "the read runs");
+	/* Inside read(): the close below must find the file held by the call,
+	 * not cancel a request that has yet to make it. */
+	wait_thread_in_read(p[0]);
 	for (int s = 0; s < 2; s++) {
 		errno = 0;
 		cr_assert_eq(submitters[s](&cb), -1, "%s again", names[s]);

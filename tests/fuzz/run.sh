@@ -86,7 +86,7 @@ done
 echo "fuzz: running for $secs s (log: $dir/fuzz.log)"
 set +e
 # The target's temporary files go to $dir/tmp.  libFuzzer's -timeout is per
-# input: the target's own deadlines are 10 s.
+# input: the target's own deadlines are 30 s.
 (cd "$dir" && TMPDIR="$dir/tmp" \
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
 	UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} \
