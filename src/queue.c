@@ -1,7 +1,8 @@
 /* queue.c: per-fd request queues and the run heap.
  *
- * Owns: the fd table (fdq per fd number with requests), each fdq's lists,
- * the run heap of fdqs.  Everything here is guarded by ap_engine.lock
+ * Owns: the fd table (fdq per fd number with requests), the list of detached
+ * fdqs (their fd was closed while requests ran; they live until those are
+ * done), each fdq's lists, the run heap of fdqs.  Everything here is guarded by ap_engine.lock
  * (pool.c), which every caller holds; this file takes no lock itself.
  *
  * The ordering rules live in may_activate(): what POSIX orders is
@@ -234,6 +235,8 @@ bool ap_q_maybe_busy(int fd)
 
 /* ---- fdqs -------------------------------------------------------------- */
 
+static void reap_detached(struct ap_queues *qs);
+
 struct ap_fdq *ap_q_lookup(struct ap_queues *qs, int fd)
 {
 	return fd < qs->nfds ? qs->fds[fd] : NULL;
@@ -243,6 +246,7 @@ struct ap_fdq *ap_q_create(struct ap_queues *qs, int fd, struct ap_fdkind kind)
 {
 	struct ap_fdq *q;
 
+	reap_detached(qs);
 	if (fd >= qs->nfds) {
 		int n = qs->nfds ? qs->nfds : 64;
 		while (n <= fd)
@@ -273,6 +277,7 @@ struct ap_fdq *ap_q_create(struct ap_queues *qs, int fd, struct ap_fdkind kind)
 	q->fd = fd;
 	q->kind = kind;
 	q->heap_idx = -1;
+	q->gen = ++qs->fdq_gen;
 	qs->fds[fd] = q;
 	qs->nfdq++;
 	map_set(fd, true);
@@ -287,8 +292,26 @@ static void fdq_free_if_done(struct ap_queues *qs, struct ap_fdq *q)
 {
 	if (!q->detached || q->blocked.head || q->ready.head || q->running.head)
 		return;
+	if (q->dprev)
+		q->dprev->dnext = q->dnext;
+	else
+		qs->detached = q->dnext;
+	if (q->dnext)
+		q->dnext->dprev = q->dprev;
 	qs->nfdq--;
 	free(q);
+}
+
+/* Frees the detached fdqs left without requests: ap_q_detach, which close()
+ * calls, frees nothing itself. */
+static void reap_detached(struct ap_queues *qs)
+{
+	struct ap_fdq *q, *next;
+
+	for (q = qs->detached; q; q = next) {
+		next = q->dnext;
+		fdq_free_if_done(qs, q);
+	}
 }
 
 /* ---- moving requests --------------------------------------------------- */
@@ -408,7 +431,11 @@ void ap_q_detach(struct ap_queues *qs, int fd)
 	qs->fds[fd] = NULL;
 	map_set(fd, false);
 	ap_store(&q->detached, true);   /* workers look without the lock */
-	fdq_free_if_done(qs, q);
+	q->dprev = NULL;
+	q->dnext = qs->detached;
+	if (q->dnext)
+		q->dnext->dprev = q;
+	qs->detached = q;
 }
 
 void ap_q_relimit(struct ap_queues *qs, int limit)
@@ -418,27 +445,35 @@ void ap_q_relimit(struct ap_queues *qs, int limit)
 			heap_fix(qs, qs->fds[fd], limit);
 }
 
+/* Hands q's requests to orphan() and frees q. */
+static void fdq_orphan(struct ap_fdq *q, void (*orphan)(struct ap_req *r))
+{
+	struct ap_list *lists[3] = { &q->blocked, &q->ready, &q->running };
+
+	for (int i = 0; i < 3; i++) {
+		struct ap_req *r, *next;
+		for (r = lists[i]->head; r; r = next) {
+			next = r->next;
+			r->q = NULL;
+			r->next = r->prev = NULL;
+			orphan(r);
+		}
+	}
+	free(q);
+}
+
 void ap_q_reset(struct ap_queues *qs, void (*orphan)(struct ap_req *r))
 {
-	for (int fd = 0; fd < qs->nfds; fd++) {
-		struct ap_fdq *q = qs->fds[fd];
-		struct ap_list *lists[3];
+	struct ap_fdq *q, *next;
 
-		if (!q)
-			continue;
-		lists[0] = &q->blocked;
-		lists[1] = &q->ready;
-		lists[2] = &q->running;
-		for (int i = 0; i < 3; i++) {
-			struct ap_req *r, *next;
-			for (r = lists[i]->head; r; r = next) {
-				next = r->next;
-				r->q = NULL;
-				r->next = r->prev = NULL;
-				orphan(r);
-			}
-		}
-		free(q);
+	for (int fd = 0; fd < qs->nfds; fd++)
+		if (qs->fds[fd])
+			fdq_orphan(qs->fds[fd], orphan);
+	/* A request still running when its fd was closed is in no table
+	 * slot, but the parent's worker for it is not here either. */
+	for (q = qs->detached; q; q = next) {
+		next = q->dnext;
+		fdq_orphan(q, orphan);
 	}
 	free(qs->fds);
 	free(qs->heap);

@@ -360,3 +360,44 @@ Test(fault_fork, generations_of_children)
 	run_child(generation, &depth);
 	close(grandchild_fd);
 }
+
+/* fork() after a close(): a request still running on the closed fd is in
+ * no fd's queue, but the child has no worker for it either.  It ends in the
+ * child as every parent's request does (ECANCELED), not in progress
+ * forever; the parent's finishes there on its file. */
+static struct aiocb closed_cb;
+
+static int child_sees_the_closed_fds_request(void *arg)
+{
+	(void)arg;
+	in_child = true;
+	child_check(child_wait_aio(&closed_cb) == ECANCELED,
+	            "the request on the fd closed before the fork: %s",
+	            strerror(aio_error(&closed_cb)));
+	child_check(aio_return(&closed_cb) == -1, "failed");
+	return 0;
+}
+
+Test(fault_fork, fork_after_closing_an_fd_with_a_running_request)
+{
+	struct uffd u;
+	int fd = temp_file(0, 0), keep = dup(fd);
+	struct stat st;
+
+	UFFD_OR_SKIP(&u, 1);
+	fill_cb(&closed_cb, fd, uffd_page(&u, 0), 1, 0);
+	cr_assert_eq(aio_write(&closed_cb), 0);
+	uffd_next_fault(&u);   /* the worker is inside pwrite() */
+	cr_assert_eq(close(fd), 0);
+	run_child(child_sees_the_closed_fds_request, NULL);
+	uffd_release(&u, 0, 'f');
+	cr_assert_eq(wait_aio(&closed_cb), 0);
+	cr_assert_eq(aio_return(&closed_cb), 1);
+	cr_assert_eq(fstat(keep, &st), 0);
+	cr_assert_eq(st.st_size, 1, "the parent's write reached its file");
+	close(keep);
+	close(u.fd);
+	munmap(u.base, u.pagesz);
+	free(u.seen);
+	free(u.src);
+}
