@@ -167,16 +167,21 @@ static int start_worker(void)
 	return 0;
 }
 
-/* While exit() drains the files' requests, the pool may grow past its
- * limits: a worker for each, whatever else blocks the others. */
+/* While exit() drains the files' requests, a few workers more than the
+ * limit may run: when every worker is blocked on a pipe or a socket, which
+ * exit does not wait for, the files' requests still get threads.  A bounded
+ * reserve, not a thread per request: the files' requests go through the
+ * usual number of runnable workers. */
+#define DRAIN_RESERVE 4
+
 static int max_threads(void)
 {
-	return engine.draining ? 1024 : knob(max_threads);
+	return knob(max_threads) + (engine.draining ? DRAIN_RESERVE : 0);
 }
 
 static int runnable(void)
 {
-	return engine.draining ? 1024 : knob(runnable);
+	return knob(runnable);
 }
 
 /* A request enters or leaves the engine's count of what is in flight. */
@@ -841,9 +846,10 @@ __attribute__((constructor)) static void ap_init(void)
  * are finished first: kernel AIO waits for its I/O at exit too, and a
  * program that wrote with aio_write or io_submit and returned from main
  * expects its data written.  Requests on pipes and sockets may wait
- * forever and are not waited for.  The pool may grow past its limits for
- * this, so that workers stuck elsewhere do not hold it up; and if nothing
- * at all completes for DRAIN_STALL_S seconds, exit goes on regardless. */
+ * forever and are not waited for.  The pool may grow by DRAIN_RESERVE
+ * workers past its limit for this, so that workers stuck on those do not
+ * hold it up; and if nothing at all completes for DRAIN_STALL_S seconds,
+ * exit goes on regardless. */
 #define DRAIN_STALL_S 30
 
 __attribute__((destructor)) static void ap_fini(void)
