@@ -166,12 +166,30 @@ AP_HIDDEN struct ap_cancel_result ap_cancel(int fd,
 		bool (*match)(const struct ap_req *r, void *arg), void *arg,
 		bool quiet);
 
-/* fd is about to be closed (close, dup2, dup3 in fdclose.c): requests
- * still queued on it are cancelled, not quietly, since they would run on
- * whatever file gets the number next; running ones finish on the file they
- * started on, and the number is free for a new queue at once.  Cheap and
- * lock-free when fd has no requests. */
+/* fd is about to be closed (close in fdclose.c): requests still queued on
+ * it are cancelled, not quietly, and its queue is detached: running ones
+ * finish on the file they started on, and the number is free for a new
+ * queue at once.  Async-signal-safe as far as the engine goes: lock-free
+ * when fd has no requests; does nothing when the calling thread is inside
+ * aiopool (ap_in_lock) or the engine is not this process's (a vfork or
+ * CLONE_VM child); allocates and frees nothing.  The cancelled requests'
+ * notifications are delivered on the calling thread. */
 AP_HIDDEN void ap_fd_closing(int fd);
+
+/* Which queue fd has now, for ap_fd_replaced: a number no other queue in
+ * the process gets, or 0 when fd has none (or, as in ap_fd_closing, the
+ * engine must not be entered). */
+AP_HIDDEN uint64_t ap_fd_gen(int fd);
+
+/* fd was replaced (dup2, dup3 succeeded): if its queue is still the one
+ * ap_fd_gen named, that queue is treated as by ap_fd_closing; a queue made
+ * since is for the new file and stays. */
+AP_HIDDEN void ap_fd_replaced(int fd, uint64_t gen);
+
+/* Closes an fd of aiopool's own (an eventfd duplicate, a wake-up pipe):
+ * the system call only, which neither enters the engine nor acts on a
+ * pending thread cancel, as the public close() does. */
+AP_HIDDEN int ap_close(int fd);
 
 /* Counts the engine's requests, queued or running, that match. */
 AP_HIDDEN int ap_count(bool (*match)(const struct ap_req *r, void *arg),

@@ -30,6 +30,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "aiopool.h"
@@ -532,12 +533,24 @@ static void collect(struct ap_req *first, bool (*match)(const struct ap_req *, v
 		}
 }
 
+/* Is fd's queue the one numbered gen (0: any)? */
+static bool gen_matches(int fd, uint64_t gen)
+{
+	struct ap_fdq *q;
+
+	if (gen == 0)
+		return true;
+	q = ap_q_lookup(&engine.q, fd);
+	return q && q->gen == gen;
+}
+
 /* ap_cancel; with detach (fd >= 0), also takes fd's queue out of the table
  * in the same critical section, so that nothing submitted meanwhile is left
- * queued on a detached queue. */
+ * queued on a detached queue; and then only if that queue is the one
+ * numbered gen (0: whichever it is). */
 static struct ap_cancel_result cancel(int fd,
 		bool (*match)(const struct ap_req *r, void *arg), void *arg,
-		bool quiet, bool detach)
+		bool quiet, bool detach, uint64_t gen)
 {
 	struct ap_cancel_result res = { 0, 0 };
 	struct ap_req *victims = NULL, *r, *next, *done = NULL;
@@ -545,6 +558,10 @@ static struct ap_cancel_result cancel(int fd,
 	bool spawn;
 
 	ap_lock(&engine.lock);
+	if (!gen_matches(fd, gen)) {
+		ap_unlock(&engine.lock);
+		return res;
+	}
 	limit = knob(fd_concurrency);
 	lo = fd < 0 ? 0 : fd;
 	hi = fd < 0 ? engine.q.nfds : (fd < engine.q.nfds ? fd + 1 : 0);
@@ -571,9 +588,11 @@ static struct ap_cancel_result cancel(int fd,
 		done = r;
 		res.cancelled++;
 	}
+	/* A close starts no thread (it may run in a signal handler), and has
+	 * made nothing ready: it cancelled all that was queued on fd. */
 	if (detach)
 		ap_q_detach(&engine.q, fd);
-	spawn = kick_locked();
+	spawn = !detach && kick_locked();
 	ap_unlock(&engine.lock);
 	if (spawn)
 		start_worker();
@@ -589,7 +608,7 @@ struct ap_cancel_result ap_cancel(int fd,
 		bool (*match)(const struct ap_req *r, void *arg), void *arg,
 		bool quiet)
 {
-	return cancel(fd, match, arg, quiet, false);
+	return cancel(fd, match, arg, quiet, false, 0);
 }
 
 static bool any_request(const struct ap_req *r, void *arg)
@@ -599,11 +618,45 @@ static bool any_request(const struct ap_req *r, void *arg)
 	return true;
 }
 
+/* The process the engine belongs to: a vfork or CLONE_VM child shares its
+ * memory, and must not touch it. */
+static pid_t engine_pid;
+
+/* May close(fd), dup2 or dup3 enter the engine for fd?  Only if fd has a
+ * queue, this thread is not inside aiopool (a signal handler that
+ * interrupted it would wait for a lock the thread holds) and this is the
+ * engine's process.  The system call for the pid is made only for an fd
+ * with requests. */
+static bool may_enter(int fd)
+{
+	return ap_q_maybe_busy(fd) && !ap_in_lock() &&
+	       (pid_t)syscall(SYS_getpid) == ap_load_relaxed(&engine_pid);
+}
+
 void ap_fd_closing(int fd)
 {
-	if (!ap_q_maybe_busy(fd))
-		return;
-	cancel(fd, any_request, NULL, false, true);
+	if (may_enter(fd))
+		cancel(fd, any_request, NULL, false, true, 0);
+}
+
+uint64_t ap_fd_gen(int fd)
+{
+	struct ap_fdq *q;
+	uint64_t gen;
+
+	if (!may_enter(fd))
+		return 0;
+	ap_lock(&engine.lock);
+	q = ap_q_lookup(&engine.q, fd);
+	gen = q ? q->gen : 0;
+	ap_unlock(&engine.lock);
+	return gen;
+}
+
+void ap_fd_replaced(int fd, uint64_t gen)
+{
+	if (gen && may_enter(fd))
+		cancel(fd, any_request, NULL, false, true, gen);
 }
 
 int ap_count(bool (*match)(const struct ap_req *r, void *arg), void *arg)
@@ -797,6 +850,7 @@ static void init_cond(void)
 static void fork_child(void)
 {
 	ap_unlock(&cache.lock);
+	ap_store_relaxed(&engine_pid, (pid_t)syscall(SYS_getpid));
 	ap_q_reset(&engine.q, orphan);
 	engine.nthreads = engine.nactive = engine.nidle = engine.nwaking = 0;
 	engine.inflight = engine.inflight_files = 0;
@@ -829,6 +883,7 @@ __attribute__((constructor)) static void ap_init(void)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
 	ap_ncpus = cpus < 1 ? 1 : cpus > 1024 ? 1024 : (int)cpus;
+	ap_store_relaxed(&engine_pid, (pid_t)syscall(SYS_getpid));
 	init_lock();
 	init_cond();
 	knob_store(AIOPOOL_RUNNABLE, ap_ncpus);
