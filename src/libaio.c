@@ -396,7 +396,7 @@ static void aio_notify(struct ap_req *r)
 			ssize_t n = write(r->u.aio.resfd, &one, sizeof one);
 			(void)n;   /* as the kernel: an overflow is not an error */
 		}
-		close(r->u.aio.resfd);   /* our duplicate (dup_eventfd) */
+		ap_close(r->u.aio.resfd);   /* our duplicate (dup_eventfd) */
 	}
 	ctx_wake(ctx);
 	if (r->op == AP_OP_READV || r->op == AP_OP_WRITEV)
@@ -655,7 +655,7 @@ static void aio_atfork_child(void)
 	pthread_rwlock_init(&reg.lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	if (poller.wakefd >= 0)
-		close(poller.wakefd);   /* shared with the parent's poller */
+		ap_close(poller.wakefd);   /* shared with the parent's poller */
 	poller.wakefd = -1;
 	poller.head = poller.tail = NULL;
 	poller.n = 0;
@@ -824,7 +824,7 @@ static int dup_eventfd(int fd, int *dup)
 	if (n >= 0) {   /* without /proc to ask, take the program's word */
 		link[n] = '\0';
 		if (strcmp(link, "anon_inode:[eventfd]") != 0) {
-			close(d);
+			ap_close(d);
 			return EINVAL;
 		}
 	}
@@ -979,7 +979,7 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb)
 
 fail:
 	if (resfd >= 0)
-		close(resfd);
+		ap_close(resfd);
 	ctx_unreserve(ctx);
 	return err;
 }
@@ -1122,7 +1122,7 @@ static long getevents_masked(struct ap_ctx *ctx, long min_nr, long nr,
 		me.next->prev = me.prev;
 	__atomic_sub_fetch(&ctx->npw, 1, __ATOMIC_SEQ_CST);
 	ap_unlock(&ctx->lock);
-	close(me.efd);
+	ap_close(me.efd);
 	ret = got;
 	return ret;
 }
