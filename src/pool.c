@@ -6,6 +6,11 @@
  * knobs are atomics read without the lock.  The request cache has its own
  * leaf lock, never held with engine.lock.
  *
+ * The close path (ap_fd_closing, ap_fd_gen, ap_fd_replaced: close, dup2 and
+ * dup3 call them, maybe from a signal handler) enters the engine only in the
+ * engine's own process (engine_pid) and on a thread holding no aiopool lock,
+ * and then allocates, frees and starts nothing.
+ *
  * Lock order (see internal.h): a front end's locks -> engine.lock -> the
  * libaio ring lock taken inside ops->finish.  No system call, notification
  * or user code runs under engine.lock, but for pthread_cond_* on it.

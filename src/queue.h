@@ -1,6 +1,8 @@
 /* queue.h: the per-fd request queues and the run queue (queue.c).  Every
- * function here is called with ap_engine.lock held; none makes a system
- * call or allocates except ap_q_fdq (one malloc). */
+ * function here but ap_fd_kind and ap_q_maybe_busy is called with
+ * ap_engine.lock held, and makes no system call.  Only ap_q_create allocates; it, ap_q_done, ap_q_remove and
+ * ap_q_reset may free an fdq; ap_q_detach, on close()'s path, frees
+ * nothing. */
 #ifndef AP_QUEUE_H
 #define AP_QUEUE_H
 
