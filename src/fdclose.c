@@ -1,23 +1,44 @@
 /* fdclose.c: closing an fd with requests queued on it.
  *
- * Requests are queued by fd number, as glibc's are.  If a program closes
- * an fd while requests wait on it and opens another file, which gets the
- * same number, those requests would run on the new file (glibc bug 14942).
- * So aiopool's close(), dup2() and dup3() first cancel what is still queued
- * on the fd being closed (POSIX allows close to cancel; the requests end
- * with ECANCELED, libaio ones with a -ECANCELED event).  Requests already
- * running finish on the file they started on: the kernel holds it open for
- * them, "as if the close had not yet occurred".
+ * Requests are queued by fd number, as glibc's are.  aiopool's close(),
+ * dup2() and dup3() cancel what is still queued on the fd they close (POSIX
+ * allows close to cancel; the requests end with ECANCELED, libaio ones with
+ * a -ECANCELED event).  Requests already running finish on the file they
+ * started on: the kernel holds it open for them, "as if the close had not
+ * yet occurred".
+ *
+ * All three make the system call first and then cancel, and only the queue
+ * that was on the fd before the call (ap_fd_gen, ap_fd_replaced): one made
+ * since is for a new file that took the number, which another thread may
+ * open the moment it is free.  A call that fails replaces nothing (dup2 and
+ * dup3) or closed nothing that had requests (close: EBADF).  Cancelling
+ * after the call loses nothing: a queued request that a worker starts in
+ * between runs on the fdq's pinned descriptor, the file it was submitted
+ * on, as if the close had not yet occurred; and a request submitted on the
+ * fd before the call joins the one queue for the file, in order.
+ *
+ * These may run anywhere their glibc versions may: in a signal handler
+ * (async-signal-safe), in a vfork() or CLONE_VM child, which shares the
+ * parent's memory but not its fds.  So they enter the engine only when the
+ * fd has requests, the calling thread is not inside aiopool (ap_in_lock:
+ * a handler that interrupted it would deadlock on its lock) and the engine
+ * is this process's (ap_fd_gen, ap_fd_replaced); otherwise they are just the
+ * system call.  The engine's close path allocates and frees nothing.
+ *
+ * close() is a cancellation point, as glibc's: it is glibc's close, found
+ * once at start-up, after the cancelling; a deferred cancel pending at the
+ * call acts before anything is cancelled or closed.
  *
  * Programs get these through -laiopool or LD_PRELOAD, ahead of glibc's.
- * For an fd without requests, they cost one lock-free look-up and stay
- * async-signal safe.  Closes that do not go through these symbols (inside
- * glibc, such as fclose, or a raw system call) are not seen.
+ * Closes that do not go through these symbols (inside glibc, such as
+ * fclose, or a raw system call) are not seen.
  *
- * Owns nothing and takes no lock itself (ap_fd_closing takes the engine's).
+ * Owns next_close, written once by the constructor.  Takes no lock itself
+ * (the engine's functions take the engine's).
  */
 #include "config.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/syscall.h>
@@ -25,25 +46,54 @@
 
 #include "internal.h"
 
+/* glibc's close, a cancellation point; NULL before the constructor ran. */
+static int (*next_close)(int fd);
+
+__attribute__((constructor)) static void fdclose_init(void)
+{
+	int (*fn)(int) = (int (*)(int))dlsym(RTLD_NEXT, "close");
+
+	ap_store(&next_close, fn);
+}
+
 /* glibc's versions of these names: binaries reference close@GLIBC_2.2.5
  * and dup3@GLIBC_2.9, and the version script gives ours the same. */
 __attribute__((visibility("default"))) int close(int fd)
 {
-	ap_fd_closing(fd);
+	int (*fn)(int) = ap_load(&next_close);
+	uint64_t gen;
+	int rc;
+
+	pthread_testcancel();   /* a pending cancel acts before anything */
+	gen = ap_fd_gen(fd);
+	rc = fn ? fn(fd) : (int)syscall(SYS_close, fd);
+	if (gen)   /* even on EINTR or EIO: Linux has closed the fd */
+		ap_fd_replaced(fd, gen);
+	return rc;
+}
+
+int ap_close(int fd)
+{
 	return (int)syscall(SYS_close, fd);
 }
 
 __attribute__((visibility("default"))) int dup2(int oldfd, int newfd)
 {
+	uint64_t gen = ap_fd_gen(newfd);
+	int rc = (int)syscall(SYS_dup2, oldfd, newfd);
+
 	/* dup2 onto itself closes nothing */
-	if (oldfd != newfd && fcntl(oldfd, F_GETFD) >= 0)
-		ap_fd_closing(newfd);
-	return (int)syscall(SYS_dup2, oldfd, newfd);
+	if (rc >= 0 && gen && oldfd != newfd)
+		ap_fd_replaced(newfd, gen);
+	return rc;
 }
 
 __attribute__((visibility("default"))) int dup3(int oldfd, int newfd, int flags)
 {
-	if (oldfd != newfd && fcntl(oldfd, F_GETFD) >= 0)
-		ap_fd_closing(newfd);
-	return (int)syscall(SYS_dup3, oldfd, newfd, flags);
+	uint64_t gen = ap_fd_gen(newfd);
+	int rc = (int)syscall(SYS_dup3, oldfd, newfd, flags);
+
+	if (rc >= 0 && gen)
+		ap_fd_replaced(newfd, gen);
+	return rc;
 }

@@ -180,12 +180,27 @@ AP_HIDDEN struct ap_cancel_result ap_cancel(int fd,
 		bool (*match)(const struct ap_req *r, void *arg), void *arg,
 		bool quiet);
 
-/* fd is about to be closed (close, dup2, dup3 in fdclose.c): requests
- * still queued on it are cancelled, not quietly, since they would run on
- * whatever file gets the number next; running ones finish on the file they
- * started on, and the number is free for a new queue at once.  Cheap and
- * lock-free when fd has no requests. */
-AP_HIDDEN void ap_fd_closing(int fd);
+/* Which queue fd has now, for ap_fd_replaced, called by close, dup2 and
+ * dup3 (fdclose.c) before their system call: a number no other queue in the
+ * process gets, or 0 when fd has none or the engine must not be entered
+ * (the calling thread is inside aiopool, ap_in_lock: a signal handler that
+ * interrupted it; or the engine is not this process's: a vfork or CLONE_VM
+ * child).  Lock-free when fd has no requests. */
+AP_HIDDEN uint64_t ap_fd_gen(int fd);
+
+/* fd was closed or replaced: if its queue is still the one ap_fd_gen
+ * named, what is still queued on it is cancelled, not quietly, and the
+ * queue is detached: running requests finish on the file they started on
+ * (its pinned descriptor), and the number is free for a new queue.  A
+ * queue made since is for the new file and stays.  Async-signal-safe as far
+ * as the engine goes: allocates, frees and starts nothing.  The cancelled
+ * requests' notifications are delivered on the calling thread. */
+AP_HIDDEN void ap_fd_replaced(int fd, uint64_t gen);
+
+/* Closes an fd of aiopool's own (an eventfd duplicate, a wake-up pipe):
+ * the system call only, which neither enters the engine nor acts on a
+ * pending thread cancel, as the public close() does. */
+AP_HIDDEN int ap_close(int fd);
 
 /* Counts the engine's requests, queued or running, that match. */
 AP_HIDDEN int ap_count(bool (*match)(const struct ap_req *r, void *arg),

@@ -208,8 +208,8 @@ static bool wake_open(struct wakepipe *w)
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
 		return false;
 	if (!fdid_take(p[0], &w->id)) {
-		close(p[0]);
-		close(p[1]);
+		ap_close(p[0]);
+		ap_close(p[1]);
 		return false;
 	}
 	w->rfd = p[0];
@@ -254,9 +254,9 @@ static bool wake_drain(const struct wakepipe *w)
 static void wake_close(struct wakepipe *w)
 {
 	if (w->rfd >= 0 && wake_ours(w, w->rfd))
-		close(w->rfd);
+		ap_close(w->rfd);
 	if (w->wfd >= 0 && wake_ours(w, w->wfd))
-		close(w->wfd);
+		ap_close(w->wfd);
 	*w = WAKEPIPE_NONE;
 }
 
@@ -527,7 +527,7 @@ static void aio_notify(struct ap_req *r)
 			ssize_t n = write(r->u.aio.resfd, &one, sizeof one);
 			(void)n;   /* as the kernel: an overflow is not an error */
 		}
-		close(r->u.aio.resfd);
+		ap_close(r->u.aio.resfd);
 	}
 	poll_drop_fd(r);
 	ctx_wake(ctx);
@@ -758,7 +758,7 @@ static bool poll_take_fd(struct ap_req *r)
 		r->fd = d;
 	if (!fdid_take(r->fd, &id)) {
 		if (d >= 0)
-			close(d);
+			ap_close(d);
 		return false;
 	}
 	r->u.aio.poll_dev = id.dev;
@@ -771,7 +771,7 @@ static void poll_drop_fd(struct ap_req *r)
 {
 	if (r->op == AP_OP_POLL && r->u.aio.poll_own) {
 		if (poll_fd_ok(r))
-			close(r->fd);
+			ap_close(r->fd);
 		r->u.aio.poll_own = false;
 	}
 }
@@ -1062,12 +1062,12 @@ static int dup_eventfd(int fd, int *dup, struct fdid *id)
 	if (n >= 0) {   /* without /proc to ask, take the program's word */
 		link[n] = '\0';
 		if (strcmp(link, "anon_inode:[eventfd]") != 0) {
-			close(d);
+			ap_close(d);
 			return EINVAL;
 		}
 	}
 	if (!fdid_take(d, id)) {
-		close(d);
+		ap_close(d);
 		return EBADF;
 	}
 	*dup = d;
@@ -1225,7 +1225,7 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb)
 
 fail:
 	if (resfd >= 0)
-		close(resfd);
+		ap_close(resfd);
 	ctx_unreserve(ctx);
 	return err;
 }

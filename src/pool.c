@@ -6,6 +6,11 @@
  * knobs are atomics read without the lock.  The request cache has its own
  * leaf lock, never held with engine.lock.
  *
+ * The close path (ap_fd_gen, ap_fd_replaced: close, dup2 and
+ * dup3 call them, maybe from a signal handler) enters the engine only in the
+ * engine's own process (engine_pid) and on a thread holding no aiopool lock,
+ * and then allocates, frees and starts nothing.
+ *
  * Lock order (see internal.h): a front end's locks -> engine.lock -> the
  * libaio ring lock taken inside ops->finish.  No system call, notification
  * or user code runs under engine.lock, but for pthread_cond_* on it: the
@@ -41,6 +46,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "aiopool.h"
@@ -109,6 +115,27 @@ static void engine_unlock(void)
 	ap_unlock(&engine.lock);
 	if (dead)
 		ap_q_bury(dead);
+}
+
+/* engine_unlock for close()'s path, which may run in a signal handler and
+ * so frees nothing: it closes the pinned descriptors of the fdqs that died
+ * (a pipe closed through aiopool reaches EOF at once) and leaves the fdqs
+ * on engine.q.dead, for the next engine_unlock to free. */
+static void engine_unlock_nofree(void)
+{
+	struct ap_fdq *dead = engine.q.dead, *last;
+
+	engine.q.dead = NULL;
+	ap_unlock(&engine.lock);
+	if (!dead)
+		return;
+	ap_q_unpin(dead);
+	for (last = dead; last->next_dead; last = last->next_dead)
+		;
+	ap_lock(&engine.lock);
+	last->next_dead = engine.q.dead;
+	engine.q.dead = dead;
+	ap_unlock(&engine.lock);
 }
 
 /* ---- requests ---------------------------------------------------------- */
@@ -194,16 +221,21 @@ static int start_worker(void)
 	return 0;
 }
 
-/* While exit() drains the files' requests, the pool may grow past its
- * limits: a worker for each, whatever else blocks the others. */
+/* While exit() drains the files' requests, a few workers more than the
+ * limit may run: when every worker is blocked on a pipe or a socket, which
+ * exit does not wait for, the files' requests still get threads.  A bounded
+ * reserve, not a thread per request: the files' requests go through the
+ * usual number of runnable workers. */
+#define DRAIN_RESERVE 4
+
 static int max_threads(void)
 {
-	return engine.draining ? 1024 : knob(max_threads);
+	return knob(max_threads) + (engine.draining ? DRAIN_RESERVE : 0);
 }
 
 static int runnable(void)
 {
-	return engine.draining ? 1024 : knob(runnable);
+	return knob(runnable);
 }
 
 /* A request enters or leaves the engine's count of what is in flight. */
@@ -723,10 +755,23 @@ static void collect(struct ap_req *first, bool (*match)(const struct ap_req *, v
 		}
 }
 
+/* Is fd's queue the one numbered gen (0: any)? */
+static bool gen_matches(int fd, uint64_t gen)
+{
+	struct ap_fdq *q;
+
+	if (gen == 0)
+		return true;
+	q = ap_q_lookup(&engine.q, fd);
+	return q && q->gen == gen;
+}
+
 /* ap_cancel; with detach (fd >= 0), also takes fd's queue out of the table
  * in the same critical section, so that nothing submitted meanwhile is left
- * queued on a detached queue. */
-static struct ap_cancel_result cancel_gen(int fd,
+ * queued on a detached queue; and then only if that queue is the one
+ * numbered gen (0: whichever it is).  With detach it is on close()'s path
+ * (maybe in a signal handler): it starts no thread and frees nothing. */
+static struct ap_cancel_result cancel(int fd,
 		bool (*match)(const struct ap_req *r, void *arg), void *arg,
 		bool quiet, bool detach, uint64_t gen)
 {
@@ -736,11 +781,13 @@ static struct ap_cancel_result cancel_gen(int fd,
 	bool spawn;
 
 	ap_lock(&engine.lock);
+	if (!gen_matches(fd, gen)) {
+		ap_unlock(&engine.lock);
+		return res;
+	}
 	limit = knob(fd_concurrency);
 	lo = fd < 0 ? 0 : fd;
 	hi = fd < 0 ? engine.q.nfds : (fd < engine.q.nfds ? fd + 1 : 0);
-	if (gen && (hi == 0 || !engine.q.fds[fd] || engine.q.fds[fd]->gen != gen))
-		hi = detach = 0;    /* that queue has gone already */
 	for (int i = lo; i < hi; i++) {
 		struct ap_fdq *q = engine.q.fds[i];
 		int dummy = 0;
@@ -764,10 +811,15 @@ static struct ap_cancel_result cancel_gen(int fd,
 		done = r;
 		res.cancelled++;
 	}
+	/* A close starts no thread (it may run in a signal handler), and has
+	 * made nothing ready: it cancelled all that was queued on fd. */
 	if (detach)
 		ap_q_detach(&engine.q, fd);
-	spawn = kick_locked();
-	engine_unlock();
+	spawn = !detach && kick_locked();
+	if (detach)
+		engine_unlock_nofree();
+	else
+		engine_unlock();
 	if (spawn)
 		start_worker();
 	ap_add(&count.cancelled, (unsigned long long)res.cancelled);
@@ -778,18 +830,11 @@ static struct ap_cancel_result cancel_gen(int fd,
 	return res;
 }
 
-static struct ap_cancel_result cancel(int fd,
-		bool (*match)(const struct ap_req *r, void *arg), void *arg,
-		bool quiet, bool detach)
-{
-	return cancel_gen(fd, match, arg, quiet, detach, 0);
-}
-
 struct ap_cancel_result ap_cancel(int fd,
 		bool (*match)(const struct ap_req *r, void *arg), void *arg,
 		bool quiet)
 {
-	return cancel(fd, match, arg, quiet, false);
+	return cancel(fd, match, arg, quiet, false, 0);
 }
 
 static bool any_request(const struct ap_req *r, void *arg)
@@ -800,18 +845,46 @@ static bool any_request(const struct ap_req *r, void *arg)
 }
 
 /* fd's queue of generation gen serves a file the number no longer names
- * (closed behind aiopool's back): it goes exactly as at aiopool's close()
- * (ap_fd_closing), unless it has gone already. */
+ * (closed behind aiopool's back): it goes exactly as at aiopool's close(),
+ * unless it has gone already. */
 static void detach_stale(int fd, uint64_t gen)
 {
-	cancel_gen(fd, any_request, NULL, false, true, gen);
+	cancel(fd, any_request, NULL, false, true, gen);
 }
 
-void ap_fd_closing(int fd)
+/* The process the engine belongs to: a vfork or CLONE_VM child shares its
+ * memory, and must not touch it. */
+static pid_t engine_pid;
+
+/* May close(fd), dup2 or dup3 enter the engine for fd?  Only if fd has a
+ * queue, this thread is not inside aiopool (a signal handler that
+ * interrupted it would wait for a lock the thread holds) and this is the
+ * engine's process.  The system call for the pid is made only for an fd
+ * with requests. */
+static bool may_enter(int fd)
 {
-	if (!ap_q_maybe_busy(fd))
-		return;
-	cancel(fd, any_request, NULL, false, true);
+	return ap_q_maybe_busy(fd) && !ap_in_lock() &&
+	       (pid_t)syscall(SYS_getpid) == ap_load_relaxed(&engine_pid);
+}
+
+uint64_t ap_fd_gen(int fd)
+{
+	struct ap_fdq *q;
+	uint64_t gen;
+
+	if (!may_enter(fd))
+		return 0;
+	ap_lock(&engine.lock);
+	q = ap_q_lookup(&engine.q, fd);
+	gen = q ? q->gen : 0;
+	ap_unlock(&engine.lock);
+	return gen;
+}
+
+void ap_fd_replaced(int fd, uint64_t gen)
+{
+	if (gen && may_enter(fd))
+		cancel(fd, any_request, NULL, false, true, gen);
 }
 
 int ap_count(bool (*match)(const struct ap_req *r, void *arg), void *arg)
@@ -1005,6 +1078,7 @@ static void init_cond(void)
 static void fork_child(void)
 {
 	ap_unlock(&cache.lock);
+	ap_store_relaxed(&engine_pid, (pid_t)syscall(SYS_getpid));
 	ap_q_reset(&engine.q, orphan);
 	engine.nthreads = engine.nactive = engine.nidle = engine.nwaking = 0;
 	engine.npeer = 0;
@@ -1038,6 +1112,7 @@ __attribute__((constructor)) static void ap_init(void)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
 	ap_ncpus = cpus < 1 ? 1 : cpus > 1024 ? 1024 : (int)cpus;
+	ap_store_relaxed(&engine_pid, (pid_t)syscall(SYS_getpid));
 	init_lock();
 	init_cond();
 	knob_store(AIOPOOL_RUNNABLE, ap_ncpus);
@@ -1055,9 +1130,10 @@ __attribute__((constructor)) static void ap_init(void)
  * are finished first: kernel AIO waits for its I/O at exit too, and a
  * program that wrote with aio_write or io_submit and returned from main
  * expects its data written.  Requests on pipes and sockets may wait
- * forever and are not waited for.  The pool may grow past its limits for
- * this, so that workers stuck elsewhere do not hold it up; and if nothing
- * at all completes for DRAIN_STALL_S seconds, exit goes on regardless. */
+ * forever and are not waited for.  The pool may grow by DRAIN_RESERVE
+ * workers past its limit for this, so that workers stuck on those do not
+ * hold it up; and if nothing at all completes for DRAIN_STALL_S seconds,
+ * exit goes on regardless. */
 #define DRAIN_STALL_S 30
 
 __attribute__((destructor)) static void ap_fini(void)

@@ -1,7 +1,8 @@
 /* queue.c: per-fd request queues and the run heap.
  *
- * Owns: the fd table (fdq per fd number with requests), each fdq's lists,
- * the run heap of fdqs.  Everything here is guarded by ap_engine.lock
+ * Owns: the fd table (fdq per fd number with requests), the list of detached
+ * fdqs (their fd was closed while requests ran; they live until those are
+ * done), each fdq's lists, the run heap of fdqs.  Everything here is guarded by ap_engine.lock
  * (pool.c), which every caller holds; this file takes no lock itself.
  *
  * The ordering rules live in may_activate(): what POSIX orders is
@@ -129,20 +130,28 @@ void ap_fd_unpin(int pfd)
 {
 	int saved = errno;
 
-	syscall(SYS_close, pfd);   /* not our close(): no queue to look at */
+	ap_close(pfd);   /* not our close(): no queue to look at */
 	errno = saved;
 }
 
-void ap_q_bury(struct ap_fdq *dead)
+void ap_q_unpin(struct ap_fdq *dead)
 {
-	while (dead) {
-		struct ap_fdq *q = dead;
-
-		dead = q->next_dead;
+	for (struct ap_fdq *q = dead; q; q = q->next_dead) {
 		/* A program that closed descriptors it did not open
 		 * (close_range) may have the number for a file of its own. */
 		if (q->pfd >= 0 && ap_fd_same_file(q->pfd, &q->id))
 			ap_fd_unpin(q->pfd);
+		q->pfd = -1;
+	}
+}
+
+void ap_q_bury(struct ap_fdq *dead)
+{
+	ap_q_unpin(dead);
+	while (dead) {
+		struct ap_fdq *q = dead;
+
+		dead = q->next_dead;
 		free(q);
 	}
 }
@@ -312,6 +321,7 @@ bool ap_q_maybe_busy(int fd)
 
 /* ---- fdqs -------------------------------------------------------------- */
 
+
 struct ap_fdq *ap_q_lookup(struct ap_queues *qs, int fd)
 {
 	return fd < qs->nfds ? qs->fds[fd] : NULL;
@@ -372,6 +382,12 @@ static void fdq_free_if_done(struct ap_queues *qs, struct ap_fdq *q)
 {
 	if (!q->detached || q->blocked.head || q->ready.head || q->running.head)
 		return;
+	if (q->dprev)
+		q->dprev->dnext = q->dnext;
+	else
+		qs->detached = q->dnext;
+	if (q->dnext)
+		q->dnext->dprev = q->dprev;
 	qs->nfdq--;
 	q->next_dead = qs->dead;
 	qs->dead = q;
@@ -498,7 +514,12 @@ void ap_q_detach(struct ap_queues *qs, int fd)
 	qs->fds[fd] = NULL;
 	map_set(fd, false);
 	q->detached = true;
-	fdq_free_if_done(qs, q);
+	q->dprev = NULL;
+	q->dnext = qs->detached;
+	if (q->dnext)
+		q->dnext->dprev = q;
+	qs->detached = q;
+	fdq_free_if_done(qs, q);   /* to qs->dead if idle: nothing is freed */
 }
 
 void ap_q_relimit(struct ap_queues *qs, int limit)
@@ -508,28 +529,37 @@ void ap_q_relimit(struct ap_queues *qs, int limit)
 			heap_fix(qs, qs->fds[fd], limit);
 }
 
+/* Hands q's requests to orphan(), closes its pinned descriptor, frees q. */
+static void fdq_orphan(struct ap_fdq *q, void (*orphan)(struct ap_req *r))
+{
+	struct ap_list *lists[3] = { &q->blocked, &q->ready, &q->running };
+
+	for (int i = 0; i < 3; i++) {
+		struct ap_req *r, *next;
+		for (r = lists[i]->head; r; r = next) {
+			next = r->next;
+			r->q = NULL;
+			r->next = r->prev = NULL;
+			orphan(r);
+		}
+	}
+	if (q->pfd >= 0)
+		ap_fd_unpin(q->pfd);
+	free(q);
+}
+
 void ap_q_reset(struct ap_queues *qs, void (*orphan)(struct ap_req *r))
 {
-	for (int fd = 0; fd < qs->nfds; fd++) {
-		struct ap_fdq *q = qs->fds[fd];
-		struct ap_list *lists[3];
+	struct ap_fdq *q, *next;
 
-		if (!q)
-			continue;
-		lists[0] = &q->blocked;
-		lists[1] = &q->ready;
-		lists[2] = &q->running;
-		for (int i = 0; i < 3; i++) {
-			struct ap_req *r, *next;
-			for (r = lists[i]->head; r; r = next) {
-				next = r->next;
-				r->q = NULL;
-				r->next = r->prev = NULL;
-				orphan(r);
-			}
-		}
-		ap_fd_unpin(q->pfd);
-		free(q);
+	for (int fd = 0; fd < qs->nfds; fd++)
+		if (qs->fds[fd])
+			fdq_orphan(qs->fds[fd], orphan);
+	/* A request still running when its fd was closed is in no table
+	 * slot, but the parent's worker for it is not here either. */
+	for (q = qs->detached; q; q = next) {
+		next = q->dnext;
+		fdq_orphan(q, orphan);
 	}
 	ap_q_bury(qs->dead);
 	free(qs->fds);

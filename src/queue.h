@@ -63,6 +63,7 @@ struct ap_fdq {
 	bool detached;           /* its fd was closed: no longer in fds */
 	int heap_idx;            /* index in the run heap, -1 if not in it */
 	struct ap_fdq *next_dead;/* in ap_queues.dead */
+	struct ap_fdq *dnext, *dprev; /* in ap_queues.detached, once detached */
 };
 
 struct ap_queues {
@@ -71,7 +72,9 @@ struct ap_queues {
 	struct ap_fdq **heap;    /* run heap: best ready request on top */
 	int nheap, heapcap;      /* nheap is stored atomically: read unlocked
 	                            by spinning workers (ap_q_work_hint) */
-	int nfdq;                /* fdqs in fds */
+	int nfdq;                /* fdqs in fds or in detached */
+	struct ap_fdq *detached; /* fdqs taken out of fds, until freed: a fork
+	                            child finds their requests here */
 	uint64_t seq;
 	unsigned long nqueued;   /* blocked + ready, all fds */
 	unsigned long nrunning;
@@ -97,6 +100,9 @@ AP_HIDDEN void ap_fd_unpin(int pfd);
  * ap_queues.dead (linked by next_dead).  A pinned number that no longer
  * names its fdq's file is left alone: it is not aiopool's any more. */
 AP_HIDDEN void ap_q_bury(struct ap_fdq *dead);
+/* The same, but only closes the pinned descriptors (pfd becomes -1) and
+ * frees nothing, for close()'s path: the list stays the caller's. */
+AP_HIDDEN void ap_q_unpin(struct ap_fdq *dead);
 
 static inline bool ap_fdid_same_file(const struct ap_fdid *a,
 		const struct ap_fdid *b)
@@ -126,8 +132,9 @@ AP_HIDDEN void ap_q_done(struct ap_queues *qs, struct ap_req *r, int limit);
 /* Removes a blocked or ready request (cancel).  false if r is running. */
 AP_HIDDEN bool ap_q_remove(struct ap_queues *qs, struct ap_req *r, int limit);
 /* fd is being closed: takes its fdq (which must have nothing queued) out of
- * the table; its running requests finish on it, and it is freed with the
- * last of them. */
+ * the table onto qs->detached; its running requests finish on it.  Frees
+ * nothing (close() may run in a signal handler): an idle fdq goes to
+ * qs->dead at once, a busy one with its last request. */
 AP_HIDDEN void ap_q_detach(struct ap_queues *qs, int fd);
 /* Without the lock: may fd have an fdq?  False is certain; a true may be
  * stale, to be checked under the lock. */
@@ -136,8 +143,8 @@ AP_HIDDEN bool ap_q_maybe_busy(int fd);
 /* Re-applies the per-fd limit after it changed. */
 AP_HIDDEN void ap_q_relimit(struct ap_queues *qs, int limit);
 
-/* In a fork child: hands every request to orphan(), closes the pinned
- * descriptors, frees every fdq and empties qs. */
+/* In a fork child: hands every request, on detached fdqs too, to orphan(),
+ * frees every fdq and empties qs. */
 AP_HIDDEN void ap_q_reset(struct ap_queues *qs, void (*orphan)(struct ap_req *r));
 
 static inline bool ap_q_has_work(const struct ap_queues *qs)

@@ -23,11 +23,10 @@
  *     for the old file, as close() would, and the new file gets a queue of
  *     its own kind.
  *
- * KNOWN BUG: aiopool's close() detaches the fd's queue before its system
- * call; a request submitted on the fd in between still finds the old file
- * there and gets a queue of its own for it, which is not ordered with the
- * running requests of the detached one.  The strict check stays opt-in
- * (AIOPOOL_TEST_KNOWN_BUGS=1).
+ * close(), dup2() and dup3() cancel after their system call, and only the
+ * queue that was on the fd before it: a request submitted on the fd before
+ * the call joins the file's one queue, so the records of each file stay in
+ * submission order (close_and_reuse_keeps_each_file_in_order).
  *
  * (This asserts the close() cancellation added to the engine with
  * src/fdclose.c; tests/posix_close.c has the basic cases.) */
@@ -702,7 +701,7 @@ static void close_and_reuse(bool strict)
 		free(subs[k].state);
 	}
 	if (disorder)
-		cr_log_info("%d records out of order within a file (the known bug above)", disorder);
+		cr_log_info("%d records out of order within a file", disorder);
 	wait_stats(S.queued == 0 && S.running == 0 && S.submitted == S.completed + S.cancelled,
 	           "requests left in the engine");
 	close(x);
@@ -717,10 +716,5 @@ Test(fault_close, close_and_reuse_while_threads_submit, .timeout = 120)
 
 Test(fault_close, close_and_reuse_keeps_each_file_in_order, .timeout = 120)
 {
-	if (!getenv("AIOPOOL_TEST_KNOWN_BUGS"))
-		cr_skip_test("close() detaches the fd's queue before its system call: a "
-		             "request submitted in between gets a second queue for the "
-		             "same file, not ordered with the first's running requests "
-		             "(set AIOPOOL_TEST_KNOWN_BUGS=1 to check)");
 	close_and_reuse(true);
 }

@@ -320,3 +320,82 @@ Test(fault_exit, destroy_with_requests_in_flight_repeatedly)
 	close(fd);
 	close(wfd);
 }
+
+/* exit() finishes the files' queued writes with a bounded number of
+ * threads: the pool's limit and a small reserve (aiopool(7), "Exit"), not
+ * a thread per request.  The child's only worker is held inside a write
+ * (userfaultfd) to one file, and 1999 writes to another file are queued
+ * behind it when the child exits (a second write to the held file would
+ * wait for the first's inode lock);
+ * a thread of the test's own, which exit() leaves running until the end,
+ * waits for the other writes to be done, records how many threads the
+ * library has started, and lets the held write go. */
+enum { DRAIN_WRITES = 2000, DRAIN_THREAD_BOUND = 1 + 8 };
+
+struct drain {
+	struct uffd u;
+	int fd, held;
+	unsigned long long *created;   /* shared with the test */
+};
+
+static void *drain_watch(void *arg)
+{
+	struct drain *d = arg;
+	struct aiopool_stats st;
+
+	for (long long end = now_ms() + DEADLINE_MS;; sleep_ms(1)) {
+		child_check(aiopool_stats(&st, sizeof st) == 0, "failed");
+		if (st.completed >= DRAIN_WRITES - 1)
+			break;
+		child_check(now_ms() < end, "the queued writes were not done at exit");
+	}
+	__atomic_store_n(d->created, st.threads_created, __ATOMIC_SEQ_CST);
+	uffd_release(&d->u, 0, 'w');
+	return NULL;
+}
+
+static int drain_child(void *arg)
+{
+	static struct aiocb cbs[DRAIN_WRITES];
+	static struct drain d;
+	pthread_t t;
+
+	d.fd = *(int *)arg;
+	d.created = (unsigned long long *)((int *)arg + 2);
+	if (!uffd_open(&d.u, 1))
+		return CHILD_SKIP;
+	child_check(aiopool_set(AIOPOOL_MAX_THREADS, 1) == 0, "failed");
+	d.held = temp_file(0, 0);
+	fill_cb(&cbs[0], d.held, uffd_page(&d.u, 0), 1, 0);
+	child_check(aio_write(&cbs[0]) == 0, "failed");
+	child_check(uffd_poll_fault(&d.u, DEADLINE_MS) == 0, "the first write never started");
+	for (int i = 1; i < DRAIN_WRITES; i++) {
+		fill_cb(&cbs[i], d.fd, (void *)"w", 1, i);
+		child_check(aio_write(&cbs[i]) == 0, "aio_write %d: %s", i, strerror(errno));
+	}
+	child_check(pthread_create(&t, NULL, drain_watch, &d) == 0, "failed");
+	exit(0);
+}
+
+Test(fault_exit, exit_drains_queued_writes_with_bounded_threads)
+{
+	int *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+	                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	unsigned long long created;
+	char buf[DRAIN_WRITES - 1];
+
+	cr_assert_neq(shared, MAP_FAILED);
+	shared[0] = temp_file(0, 0);
+	run_child(drain_child, shared);
+	created = __atomic_load_n((unsigned long long *)(shared + 2), __ATOMIC_SEQ_CST);
+	cr_assert_gt(created, 0, "the child recorded nothing");
+	cr_log_info("threads started by the child, exit's drain included: %llu", created);
+	cr_assert_leq(created, DRAIN_THREAD_BOUND,
+	              "exit() started %llu threads to finish %d writes", created, DRAIN_WRITES);
+	cr_assert_eq(size_of(shared[0]), DRAIN_WRITES, "every write queued at exit reached the file");
+	cr_assert_eq(pread(shared[0], buf, sizeof buf, 1), DRAIN_WRITES - 1);
+	for (int i = 0; i < DRAIN_WRITES - 1; i++)
+		cr_assert_eq(buf[i], 'w', "byte %d", i + 1);
+	close(shared[0]);
+	munmap(shared, 4096);
+}

@@ -201,7 +201,9 @@ static int check_child(struct loader *ls, int nloaders, int pfd[2], bool use_exi
 	child_check(aio_read(&cb) == 0, "aio_read in the child: %s", strerror(errno));
 	child_check(child_wait_aio(&cb) == 0 && aio_return(&cb) == CHUNK, "failed");
 	child_check(buf[5] == pattern(3 * CHUNK + 5), "failed");
-	for (long long end = now_ms() + DEADLINE_MS; !__atomic_load_n(&note_ran, __ATOMIC_SEQ_CST); )
+	/* Sleeps between looks: a spinning child would take the CPU from the
+	 * notifier it waits for. */
+	for (long long end = now_ms() + DEADLINE_MS; !__atomic_load_n(&note_ran, __ATOMIC_SEQ_CST); sleep_ms(1))
 		child_check(now_ms() < end, "SIGEV_THREAD never ran in the child");
 	fill_cb(&l1, pfd[1], (void *)"pipe", 4, 0);
 	l1.aio_lio_opcode = LIO_WRITE;
@@ -221,7 +223,34 @@ static int check_child(struct loader *ls, int nloaders, int pfd[2], bool use_exi
 	return 0;
 }
 
-Test(fault_fork, fork_while_threads_submit, .timeout = 120)
+/* The child makes up to CHILD_STEPS waits of up to DEADLINE_MS each, with
+ * the parent's loaders and their workers running: on a machine with twice
+ * as many runnable threads as CPUs each can take seconds.  The parent
+ * waits for all of them, and fails the test only when the child is stuck
+ * past that. */
+enum { CHILD_STEPS = 5 };
+
+static int wait_child_steps(pid_t pid)
+{
+	long long end = now_ms() + (long long)CHILD_STEPS * DEADLINE_MS;
+	int status;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			return status;
+		cr_assert_eq(r, 0, "waitpid: %s", strerror(errno));
+		if (now_ms() > end) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			cr_assert_fail("child %d did not finish within %d ms", (int)pid,
+			               CHILD_STEPS * DEADLINE_MS);
+		}
+		sleep_ms(1);
+	}
+}
+
+Test(fault_fork, fork_while_threads_submit, .timeout = 600)
 {
 	enum { FORKS = 24 };
 	struct loader *ls = calloc(2, sizeof *ls);
@@ -244,7 +273,7 @@ Test(fault_fork, fork_while_threads_submit, .timeout = 120)
 			in_child = true;
 			_exit(check_child(ls, 2, pfd, f % 2));
 		}
-		status = wait_child(pid);
+		status = wait_child_steps(pid);
 		cr_assert(WIFEXITED(status), "child %d died: signal %d", f, WTERMSIG(status));
 		cr_assert_eq(WEXITSTATUS(status), 0, "child %d failed (see its message)", f);
 	}
@@ -359,4 +388,48 @@ Test(fault_fork, generations_of_children)
 	grandchild_fd = temp_file(4096, 0);
 	run_child(generation, &depth);
 	close(grandchild_fd);
+}
+
+/* fork() after a close(): a request still running on the closed fd is in
+ * no fd's queue, but the child has no worker for it either.  It ends in the
+ * child as every parent's request does (ECANCELED), not in progress
+ * forever; the parent's finishes there on its file. */
+static struct aiocb closed_cb;
+
+static int child_sees_the_closed_fds_request(void *arg)
+{
+	(void)arg;
+	in_child = true;
+	/* Within half the parent's deadline, to fail with this message. */
+	for (long long end = now_ms() + DEADLINE_MS / 2; aio_error(&closed_cb) == EINPROGRESS; sleep_ms(1))
+		child_check(now_ms() < end, "the request on the fd closed before the fork "
+		            "is still in progress in the child");
+	child_check(aio_error(&closed_cb) == ECANCELED, "the request on the closed fd: %s",
+	            strerror(aio_error(&closed_cb)));
+	child_check(aio_return(&closed_cb) == -1, "failed");
+	return 0;
+}
+
+Test(fault_fork, fork_after_closing_an_fd_with_a_running_request)
+{
+	struct uffd u;
+	int fd = temp_file(0, 0), keep = dup(fd);
+	struct stat st;
+
+	UFFD_OR_SKIP(&u, 1);
+	fill_cb(&closed_cb, fd, uffd_page(&u, 0), 1, 0);
+	cr_assert_eq(aio_write(&closed_cb), 0);
+	uffd_next_fault(&u);   /* the worker is inside pwrite() */
+	cr_assert_eq(close(fd), 0);
+	run_child(child_sees_the_closed_fds_request, NULL);
+	uffd_release(&u, 0, 'f');
+	cr_assert_eq(wait_aio(&closed_cb), 0);
+	cr_assert_eq(aio_return(&closed_cb), 1);
+	cr_assert_eq(fstat(keep, &st), 0);
+	cr_assert_eq(st.st_size, 1, "the parent's write reached its file");
+	close(keep);
+	close(u.fd);
+	munmap(u.base, u.pagesz);
+	free(u.seen);
+	free(u.src);
 }

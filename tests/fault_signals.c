@@ -535,3 +535,82 @@ Test(fault_signals, stop_continue_storm)
 	cr_assert_eq(WEXITSTATUS(status), 0, "the child failed (see its message)");
 	close(fd);
 }
+
+/* ---- close() in a signal handler ------------------------------------------------ */
+
+/* close() and dup2() are async-signal-safe, with aiopool as without: a
+ * handler that interrupted aiopool on its own thread, while that held the
+ * engine's lock, closes an fd that has had requests and returns.  Here the
+ * handler runs on a thread that submits and waits in a loop; another
+ * thread sends it the signal every ~100 us.  A deadlock shows as a child
+ * that never finishes. */
+enum { HANDLER_RUNS = 3000 };
+static int hfd, hbase;
+static int handler_runs;
+
+static void close_in_handler(int sig, siginfo_t *si, void *uc)
+{
+	int saved = errno;
+
+	(void)sig;
+	(void)si;
+	(void)uc;
+	close(hfd);
+	dup2(hbase, hfd);
+	__atomic_add_fetch(&handler_runs, 1, __ATOMIC_SEQ_CST);
+	errno = saved;
+}
+
+struct pelter {
+	pthread_t target, self;
+	int stop;
+};
+
+static void *pelt(void *arg)
+{
+	struct pelter *p = arg;
+
+	while (!__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) {
+		pthread_kill(p->target, SIGALRM);
+		nanosleep(&(struct timespec){ 0, 50000 }, NULL);
+	}
+	return NULL;
+}
+
+static int close_from_handler_child(void *arg)
+{
+	struct pelter it = { .target = pthread_self() };
+	struct aiocb cb;
+	char buf[64];
+	long rounds = 0;
+
+	(void)arg;
+	child_check(aiopool_set(AIOPOOL_FASTPATH, 0) == 0, "failed");
+	hbase = temp_file(4096, 0);
+	hfd = dup(hbase);
+	fill_cb(&cb, hfd, buf, sizeof buf, 0);
+	child_check(aio_read(&cb) == 0, "failed");   /* hfd has a queue now */
+	child_check(child_wait_aio(&cb) == 0, "failed");
+	on_signal(SIGALRM, close_in_handler, SA_RESTART);
+	child_check(pthread_create(&it.self, NULL, pelt, &it) == 0, "failed");
+	while (__atomic_load_n(&handler_runs, __ATOMIC_SEQ_CST) < HANDLER_RUNS) {
+		int e;
+
+		fill_cb(&cb, hfd, buf, sizeof buf, 0);
+		if (aio_read(&cb) != 0)
+			continue;
+		e = child_wait_aio(&cb);
+		child_check(e == 0 || e == ECANCELED || e == EBADF, "aio_read: %s", strerror(e));
+		aio_return(&cb);
+		rounds++;
+	}
+	__atomic_store_n(&it.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(it.self, NULL);
+	child_check(rounds > 0, "no request ran");
+	return 0;
+}
+
+Test(fault_signals, close_in_a_handler_that_interrupted_aiopool)
+{
+	run_child(close_from_handler_child, NULL);
+}

@@ -226,3 +226,89 @@ Test(posix_close, exit_finishes_queued_libaio_writes_to_files)
 {
 	check_exit_drains(true);
 }
+
+/* Only a dup3 or dup2 that replaces newfd closes it: one that fails (bad
+ * flags, a bad oldfd, oldfd == newfd) or dup2 onto itself leaves newfd's
+ * queue alone. */
+Test(posix_close, failed_dup3_and_dup2_onto_itself_cancel_nothing)
+{
+	struct blocker b;
+	struct aiocb w;
+	char data[] = "x";
+	int fd = empty_file(), other = empty_file();
+
+	one_busy_worker(&b);
+	fill_cb(&w, fd, data, 1, 0);
+	cr_assert_eq(aio_write(&w), 0);
+	errno = 0;
+	cr_assert_eq(dup3(other, fd, 0x12345678), -1, "bad flags");
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(dup3(fd, fd, 0), -1, "oldfd == newfd");
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(dup3(closed_fd(), fd, 0), -1, "bad oldfd");
+	cr_assert_eq(errno, EBADF);
+	cr_assert_eq(dup2(fd, fd), fd, "dup2 onto itself");
+	cr_assert_eq(aio_error(&w), EINPROGRESS, "a dup3 that closed nothing cancelled fd's queue");
+	blocker_release(&b);
+	cr_assert_eq(wait_aio(&w), 0);
+	cr_assert_eq(size_of(fd), 1);
+	close(fd);
+	close(other);
+}
+
+/* A vfork() child shares the parent's memory, not its fds: its close() and
+ * dup2() close its own fds and leave the parent's requests alone. */
+Test(posix_close, vfork_child_close_leaves_the_parents_requests)
+{
+	struct blocker b;
+	struct aiocb w;
+	char data[] = "x";
+	int fd = empty_file(), other = empty_file(), status;
+	pid_t pid;
+
+	one_busy_worker(&b);
+	fill_cb(&w, fd, data, 1, 0);
+	cr_assert_eq(aio_write(&w), 0);
+	pid = vfork();
+	if (pid == 0) {
+		close(fd);
+		dup2(other, b.p[0]);
+		_exit(0);
+	}
+	cr_assert_gt(pid, 0, "vfork: %s", strerror(errno));
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cr_assert_eq(aio_error(&w), EINPROGRESS, "the child's close cancelled the parent's write");
+	cr_assert_eq(stats_now().cancelled, 0);
+	blocker_release(&b);
+	cr_assert_eq(wait_aio(&w), 0);
+	cr_assert_eq(size_of(fd), 1, "the parent's write reached its file");
+	close(fd);
+	close(other);
+}
+
+/* close() is a cancellation point, as glibc's: a pending deferred cancel
+ * acts before the fd is closed. */
+static void *close_cancelled(void *arg)
+{
+	int fd = *(int *)arg;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	pthread_cancel(pthread_self());
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	close(fd);
+	return arg;   /* not reached */
+}
+
+Test(posix_close, close_is_a_cancellation_point)
+{
+	pthread_t t;
+	void *ret;
+	int fd = empty_file();
+
+	cr_assert_eq(pthread_create(&t, NULL, close_cancelled, &fd), 0);
+	cr_assert_eq(pthread_join(t, &ret), 0);
+	cr_assert_eq(ret, PTHREAD_CANCELED, "close() did not act on the pending cancel");
+	cr_assert_geq(fcntl(fd, F_GETFD), 0, "the cancelled close() closed the fd");
+	cr_assert_eq(close(fd), 0);
+}
