@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -278,8 +280,20 @@ static inline int count_tasks(void)
  * /proc/self/task/TID/syscall: the number and arguments of the call a
  * sleeping thread is in ("running" while it is on a CPU). */
 
-/* Is thread tid asleep inside system call nr, with fd as its first
- * argument?  A thread that is gone is not. */
+/* Do descriptors a and b name the same file?  A worker makes its system
+ * calls on its queue's pinned duplicate of the program's fd, not on the
+ * program's number. */
+static inline bool same_file(int a, int b)
+{
+	struct stat x, y;
+
+	return a == b || (fstat(a, &x) == 0 && fstat(b, &y) == 0 &&
+	                  x.st_dev == y.st_dev && x.st_ino == y.st_ino);
+}
+
+/* Is thread tid asleep inside system call nr on fd's file (its first
+ * argument fd, or a descriptor of the same file)?  A thread that is gone
+ * is not. */
 static inline bool task_sleeps_in(int tid, long nr, int fd)
 {
 	char path[64], line[256];
@@ -294,7 +308,7 @@ static inline bool task_sleeps_in(int tid, long nr, int fd)
 		return false;
 	ok = fgets(line, sizeof line, f) && sscanf(line, "%ld %lx", &n, &arg0) == 2;
 	fclose(f);
-	return ok && n == nr && arg0 == (unsigned long)fd;
+	return ok && n == nr && arg0 <= INT_MAX && same_file((int)arg0, fd);
 }
 
 /* A thread of this process other than the caller asleep in one of the
