@@ -55,11 +55,9 @@ Test(posix_close, running_request_finishes_on_its_file)
 	signal(SIGPIPE, SIG_IGN);   /* a failure is an assertion, not a crash */
 	fill_cb(&r, p[0], buf, 3, 0);
 	cr_assert_eq(aio_read(&r), 0);
-	wait_until(stats_running() >= 1, "the read never started");
-	/* "running" is taken before the system call: give the worker time to
-	 * be inside read(), which is what this test is about (a request closed
-	 * before its call is cancelled instead, tests/fault_close.c). */
-	sleep_ms(100);
+	/* The worker inside read(), which is what this test is about: a
+	 * request still queued at the close is cancelled instead. */
+	wait_thread_in_read(p[0]);
 	cr_assert_eq(close(p[0]), 0);
 	/* The read holds the pipe open: the data still reaches it. */
 	put(p[1], "abc", 3);
