@@ -601,7 +601,7 @@ mem_table() {
 	done
 }
 
-# ---- targets (issue 4) ---------------------------------------------------
+# ---- targets ---------------------------------------------------------
 # target STYLE TEXT MEASURED-RATIO GOAL
 target() {
 	local style=$1 text=$2 r=$3 goal=$4 verdict
@@ -690,7 +690,7 @@ if [ "$MODE" = full ]; then
 	fi
 fi
 echo
-echo "== issue 4 targets"
+echo "== targets"
 targets text
 [ -n "$RESULTS" ] && echo && echo "raw results (every run): $RESULTS"
 
@@ -763,7 +763,7 @@ GEN=$DIR/generated.md
 	echo "psync uses min(queue depth, $NPROC) threads (32 for O_DIRECT).  Ratios are aiopool's"
 	echo "ops/s over the row's, all from this one run."
 	echo
-	echo "### Issue 4 targets"
+	echo "### Targets"
 	echo
 	targets md
 	echo

@@ -12,8 +12,8 @@
  *   - with threads submitting on the number while it is closed and reused
  *     (close, dup2, dup3), every request ends once (done, ECANCELED or
  *     EBADF) and every write that succeeded is in exactly one of the files,
- *     once, on the file the number named at its submission, and (but see
- *     KNOWN BUG below) in submission order within each file;
+ *     once, on the file the number named at its submission, and
+ *     in submission order within each file;
  *   - a request picked by a worker runs on the file its fd named at
  *     submission even if aiopool's close() and a reuse of the number come
  *     before its system call (workers use a pinned duplicate, never the

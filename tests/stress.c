@@ -1,4 +1,4 @@
-/* stress.c: the stress test (issue 5).  A plain program whose exit status
+/* stress.c: the stress test.  A plain program whose exit status
  * is the verdict: 0 passed, 1 a check failed, 2 the watchdog fired.
  *
  *   tests/stress [--seconds N] [--threads N] [--seed N] [--dir PATH]
