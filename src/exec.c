@@ -17,25 +17,28 @@
 
 #include "internal.h"
 
-static ssize_t rw(struct ap_req *r, int fd, bool seekable)
+static bool out(const struct ap_req *r)
+{
+	return r->op == AP_OP_WRITE || r->op == AP_OP_WRITEV;
+}
+
+/* The transfer, with extra (0 or RWF_APPEND) added to the request's own
+ * RWF_ flags. */
+static ssize_t rw(struct ap_req *r, int fd, bool seekable, int extra)
 {
 	struct iovec one = { r->buf, r->nbytes };
 	const struct iovec *iov = r->buf;
 	int cnt = (int)r->nbytes;
 	off_t off = seekable ? r->offset : -1;  /* -1: the file position */
-	bool out = r->op == AP_OP_WRITE || r->op == AP_OP_WRITEV;
-	int flags = r->rw_flags;
+	bool o = out(r);
+	int flags = r->rw_flags | extra;
 
-	/* Submitted as an append: it appends even if O_APPEND was cleared
-	 * since (the ordering rules ran it as one). */
-	if (out && r->append && seekable)
-		flags |= RWF_APPEND;
 	if (r->op == AP_OP_READ || r->op == AP_OP_WRITE) {
 		if (!flags && seekable)
-			return out ? pwrite(fd, r->buf, r->nbytes, r->offset)
+			return o ? pwrite(fd, r->buf, r->nbytes, r->offset)
 			             : pread(fd, r->buf, r->nbytes, r->offset);
 		if (!flags)
-			return out ? write(fd, r->buf, r->nbytes)
+			return o ? write(fd, r->buf, r->nbytes)
 			             : read(fd, r->buf, r->nbytes);
 		iov = &one;
 		cnt = 1;
@@ -43,13 +46,14 @@ static ssize_t rw(struct ap_req *r, int fd, bool seekable)
 		errno = EINVAL;
 		return -1;
 	}
-	return out ? pwritev2(fd, iov, cnt, off, flags)
+	return o ? pwritev2(fd, iov, cnt, off, flags)
 	             : preadv2(fd, iov, cnt, off, flags);
 }
 
 void ap_exec(struct ap_req *r, int fd, bool seekable)
 {
 	ssize_t n;
+	int extra;
 
 	do {
 		switch (r->op) {
@@ -57,7 +61,16 @@ void ap_exec(struct ap_req *r, int fd, bool seekable)
 		case AP_OP_WRITE:
 		case AP_OP_READV:
 		case AP_OP_WRITEV:
-			n = rw(r, fd, seekable);
+			/* Submitted as an append: it appends even if O_APPEND
+			 * was cleared since (the ordering rules ran it as one).
+			 * Kernels before 4.16 know no RWF_APPEND: there the
+			 * description's O_APPEND, which it was submitted with,
+			 * does the appending. */
+			extra = r->append && seekable && out(r) &&
+			        !(r->rw_flags & RWF_APPEND) ? RWF_APPEND : 0;
+			n = rw(r, fd, seekable, extra);
+			if (n < 0 && errno == EOPNOTSUPP && extra)
+				n = rw(r, fd, seekable, 0);
 			break;
 		case AP_OP_FSYNC:
 			n = fsync(fd);

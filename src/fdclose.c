@@ -23,7 +23,10 @@
  * fd has requests, the calling thread is not inside aiopool (ap_in_lock:
  * a handler that interrupted it would deadlock on its lock) and the engine
  * is this process's (ap_fd_gen, ap_fd_replaced); otherwise they are just the
- * system call.  The engine's close path allocates and frees nothing.
+ * system call.  The engine's close path allocates and frees nothing itself;
+ * the notifications of the requests it cancels are delivered on the calling
+ * thread, as for any cancel (aiopool(7) says what that means in a signal
+ * handler).
  *
  * close() is a cancellation point, as glibc's: it is glibc's close, found
  * once at start-up, after the cancelling; a deferred cancel pending at the
@@ -58,6 +61,16 @@ __attribute__((constructor)) static void fdclose_init(void)
 
 /* glibc's versions of these names: binaries reference close@GLIBC_2.2.5
  * and dup3@GLIBC_2.9, and the version script gives ours the same. */
+/* ap_fd_replaced, keeping errno: the caller's system call set it, and a
+ * signal handler's close must not change the errno of what it interrupted. */
+static void replaced(int fd, uint64_t gen)
+{
+	int saved = errno;
+
+	ap_fd_replaced(fd, gen);
+	errno = saved;
+}
+
 __attribute__((visibility("default"))) int close(int fd)
 {
 	int (*fn)(int) = ap_load(&next_close);
@@ -68,7 +81,7 @@ __attribute__((visibility("default"))) int close(int fd)
 	gen = ap_fd_gen(fd);
 	rc = fn ? fn(fd) : (int)syscall(SYS_close, fd);
 	if (gen)   /* even on EINTR or EIO: Linux has closed the fd */
-		ap_fd_replaced(fd, gen);
+		replaced(fd, gen);
 	return rc;
 }
 
@@ -84,7 +97,7 @@ __attribute__((visibility("default"))) int dup2(int oldfd, int newfd)
 
 	/* dup2 onto itself closes nothing */
 	if (rc >= 0 && gen && oldfd != newfd)
-		ap_fd_replaced(newfd, gen);
+		replaced(newfd, gen);
 	return rc;
 }
 
@@ -94,6 +107,6 @@ __attribute__((visibility("default"))) int dup3(int oldfd, int newfd, int flags)
 	int rc = (int)syscall(SYS_dup3, oldfd, newfd, flags);
 
 	if (rc >= 0 && gen)
-		ap_fd_replaced(newfd, gen);
+		replaced(newfd, gen);
 	return rc;
 }

@@ -11,12 +11,19 @@
  *   libaio.c  the libaio front end
  *
  * Locks, in the order they are taken (never the other way round):
- *   a front end's own locks (libaio context registry, a context's lock)
- *     -> ap_engine.lock (queue.c / pool.c)
- *       -> nothing: no system call, notification or user code runs under it,
- *          except the libaio front end's ring push (ops->finish), which takes
- *          the context's ring lock, the innermost lock of all.
- *   notify.c's notifier lock is a leaf, never held with any other.
+ *   a front end's own locks (libaio: reg.lock, a context's lock, the
+ *   poller's lock)
+ *     -> pin_lock (pool.c: making an fd queue, pinning its file)
+ *       -> engine.lock (pool.c; guards queue.c's state too)
+ *         -> a libaio context's ring_lock, taken inside ops->finish, the
+ *            innermost lock of all.
+ *   Under engine.lock no system call, notification or user code runs.
+ *   np.lock (notify.c) and cache.lock (pool.c, the request cache) are
+ *   leaves: nothing is taken while one is held.
+ *   The one exception is fork(): its prepare handler takes every lock, in
+ *   this order: the front ends' (their own prepare hooks), pin_lock,
+ *   np.lock, engine.lock, cache.lock; parent and child release them.
+ *   Every lock is taken with ap_lock() and released with ap_unlock().
  */
 #ifndef AP_INTERNAL_H
 #define AP_INTERNAL_H
@@ -192,15 +199,21 @@ AP_HIDDEN uint64_t ap_fd_gen(int fd);
  * named, what is still queued on it is cancelled, not quietly, and the
  * queue is detached: running requests finish on the file they started on
  * (its pinned descriptor), and the number is free for a new queue.  A
- * queue made since is for the new file and stays.  Async-signal-safe as far
- * as the engine goes: allocates, frees and starts nothing.  The cancelled
- * requests' notifications are delivered on the calling thread. */
+ * queue made since is for the new file and stays.  The engine itself
+ * allocates, frees and starts nothing here; the cancelled requests'
+ * notifications are delivered on the calling thread, and those may (a
+ * released request, a SIGEV_THREAD thread).  With nothing queued on fd it
+ * is async-signal-safe. */
 AP_HIDDEN void ap_fd_replaced(int fd, uint64_t gen);
 
 /* Closes an fd of aiopool's own (an eventfd duplicate, a wake-up pipe):
  * the system call only, which neither enters the engine nor acts on a
  * pending thread cancel, as the public close() does. */
 AP_HIDDEN int ap_close(int fd);
+/* A close-on-exec duplicate of fd for a descriptor of aiopool's own
+ * (queue.c): at a high number, out of the way of the numbers programs
+ * expect, never 0-2; -1 with errno set (EMFILE, EBADF). */
+AP_HIDDEN int ap_fd_dup(int fd);
 
 /* Counts the engine's requests, queued or running, that match. */
 AP_HIDDEN int ap_count(bool (*match)(const struct ap_req *r, void *arg),

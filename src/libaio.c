@@ -207,6 +207,15 @@ static bool wake_open(struct wakepipe *w)
 	*w = WAKEPIPE_NONE;
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
 		return false;
+	/* Out of the low numbers a program expects its next open() to get;
+	 * where no high one is free, the low one serves. */
+	for (int i = 0; i < 2; i++) {
+		int d = ap_fd_dup(p[i]);
+		if (d >= 0) {
+			ap_close(p[i]);
+			p[i] = d;
+		}
+	}
 	if (!fdid_take(p[0], &w->id)) {
 		ap_close(p[0]);
 		ap_close(p[1]);
@@ -751,7 +760,7 @@ static int poller_start_locked(void)
 static bool poll_take_fd(struct ap_req *r)
 {
 	struct fdid id;
-	int d = fcntl(r->fd, F_DUPFD_CLOEXEC, 0);
+	int d = ap_fd_dup(r->fd);
 
 	r->u.aio.poll_own = d >= 0;
 	if (d >= 0)
@@ -1055,7 +1064,7 @@ static int dup_eventfd(int fd, int *dup, struct fdid *id)
 	ssize_t n;
 	int d;
 
-	if (fd < 0 || (d = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+	if (fd < 0 || (d = ap_fd_dup(fd)) < 0)
 		return fd >= 0 && errno == EMFILE ? EAGAIN : EBADF;
 	snprintf(path, sizeof path, "/proc/self/fd/%d", d);
 	n = readlink(path, link, sizeof link - 1);

@@ -4,15 +4,18 @@
  * Owns: `engine` below.  engine.lock guards the queues (queue.c), the thread
  * counts and the in-flight count.  Counters are atomics, bumped anywhere;
  * knobs are atomics read without the lock.  The request cache has its own
- * leaf lock, never held with engine.lock.
+ * leaf lock (cache.lock); pin_lock serialises making fd queues.  The lock
+ * order, and the fork handlers' exception to it, are in internal.h.
  *
  * The close path (ap_fd_gen, ap_fd_replaced: close, dup2 and
  * dup3 call them, maybe from a signal handler) enters the engine only in the
- * engine's own process (engine_pid) and on a thread holding no aiopool lock,
- * and then allocates, frees and starts nothing.
+ * engine's own process (engine_pid) and on a thread holding no aiopool lock;
+ * the engine itself then allocates, frees and starts nothing, but the
+ * notifications of the requests it cancels are delivered on the calling
+ * thread (see aiopool(7)).
  *
- * Lock order (see internal.h): a front end's locks -> engine.lock -> the
- * libaio ring lock taken inside ops->finish.  No system call, notification
+ * Lock order (see internal.h): a front end's locks -> pin_lock ->
+ * engine.lock -> the libaio ring lock taken inside ops->finish.  No system call, notification
  * or user code runs under engine.lock, but for pthread_cond_* on it: the
  * pinned descriptors of fdqs that die in a critical section are closed
  * after it (engine_unlock).
@@ -105,8 +108,8 @@ static struct {
 
 /* Releases engine.lock, then closes the pinned descriptors of the fdqs that
  * became dead in the critical section (queue.h): no system call runs under
- * the lock.  Every release of engine.lock in this file goes through here,
- * but for the fork handlers'. */
+ * the lock.  Every release of engine.lock after a change to the queues goes
+ * through here (or engine_unlock_nofree, on close()'s path). */
 static void engine_unlock(void)
 {
 	struct ap_fdq *dead = engine.q.dead;
@@ -582,7 +585,8 @@ static struct ap_fdq *fdq_ask(struct ap_fdq *q, int fd, const struct ap_fdid *id
 	uint64_t gen = q->gen;
 
 	engine_unlock();
-	fl = fcntl(pfd, F_GETFL);  /* pfd stays open while q has this gen */
+	fl = fcntl(pfd, F_GETFL);  /* pfd may be closed meanwhile: the answer
+	                              counts only if q is still there, below */
 	ap_lock(&engine.lock);
 	q = ap_q_lookup(&engine.q, fd);
 	if (!q || q->gen != gen)
@@ -608,49 +612,81 @@ static struct ap_fdq *fdq_ask(struct ap_fdq *q, int fd, const struct ap_fdid *id
  * id's word (FDQ_RETRY).  0 with engine.lock held, or without it EAGAIN
  * (the file cannot be pinned, no memory), EBADF (the fd was closed
  * meanwhile) or FDQ_RETRY. */
-static int fdq_get(struct ap_req *r, const struct ap_fdid *id, uint64_t seen,
-		struct ap_fdq **out)
+/* Serialises making fdqs, so that two submitters that both find no fdq for
+ * a new fd do not both pin it: closing the loser's duplicate would drop the
+ * process's record locks on the file.  Taken before engine.lock. */
+static pthread_mutex_t pin_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* r->fd has no fdq (called with engine.lock held, which it drops): pins the
+ * file the fd names now and makes its fdq.  id and r's flags are taken
+ * again from the duplicate, which names what the fd named at that moment.
+ * 0 with engine.lock held; FDQ_RETRY if another thread made the fdq
+ * meanwhile; else, without the lock, EBADF or EAGAIN (no descriptor or no
+ * memory for the pin). */
+static int fdq_make(struct ap_req *r, struct ap_fdid *id, struct ap_fdq **out)
 {
 	struct ap_fdkind kind;
+	int pfd, err;
+
+	engine_unlock();
+	ap_lock(&pin_lock);
+	ap_lock(&engine.lock);
+	if (ap_q_lookup(&engine.q, r->fd)) {
+		engine_unlock();
+		ap_unlock(&pin_lock);
+		return FDQ_RETRY;
+	}
+	engine_unlock();
+	pfd = ap_fd_pin(r->fd, id, &kind);  /* system calls: unlocked */
+	err = errno;
+	if (pfd < 0) {
+		ap_unlock(&pin_lock);
+		return err == EBADF ? EBADF : EAGAIN;
+	}
+	take_flags(r, id->flags);
+	ap_lock(&engine.lock);
+	*out = ap_q_create(&engine.q, r->fd, pfd, id, kind);
+	ap_unlock(&pin_lock);   /* only pin_lock's holder makes fdqs */
+	if (*out)
+		return 0;
+	engine_unlock();
+	ap_fd_unpin(pfd);
+	return EAGAIN;
+}
+
+/* The fdq for r->fd serving the file id describes, found or made (pinning
+ * the file); a queue of an earlier file the number named is detached on
+ * the way, exactly as aiopool's close() would.  id was taken when the
+ * newest fdq was of generation seen: a queue made after that, which id
+ * does not match, may be right and id stale, so it is never detached on
+ * id's word (FDQ_RETRY).  0 with engine.lock held, or without it EAGAIN
+ * (the file cannot be pinned, no memory), EBADF (the fd was closed
+ * meanwhile) or FDQ_RETRY. */
+static int fdq_get(struct ap_req *r, struct ap_fdid *id, uint64_t seen,
+		struct ap_fdq **out)
+{
 	struct ap_fdq *q;
-	int pfd;
 
 	for (;;) {
 		ap_lock(&engine.lock);
 		q = ap_q_lookup(&engine.q, r->fd);
-		if (q) {
-			enum verdict v = fdq_verdict(q, id);
-			uint64_t gen = q->gen;
+		if (!q)
+			return fdq_make(r, id, out);
+		enum verdict v = fdq_verdict(q, id);
+		uint64_t gen = q->gen;
 
-			if (v != FDQ_SERVES && gen > seen) {
-				engine_unlock();
-				return FDQ_RETRY;
-			}
-			if (v == FDQ_ASK && (q = fdq_ask(q, r->fd, id)) == NULL) {
-				engine_unlock();
-				continue;
-			}
-			if (v != FDQ_STALE)
-				break;
+		if (v != FDQ_SERVES && gen > seen) {
 			engine_unlock();
-			detach_stale(r->fd, gen);
+			return FDQ_RETRY;
+		}
+		if (v == FDQ_ASK && (q = fdq_ask(q, r->fd, id)) == NULL) {
+			engine_unlock();
 			continue;
 		}
-		engine_unlock();
-		pfd = ap_fd_pin(r->fd, id, &kind);  /* system calls: unlocked */
-		if (pfd < 0 && errno == ESTALE)
-			return FDQ_RETRY;   /* the number changed since id */
-		if (pfd < 0)
-			return errno == EBADF ? EBADF : EAGAIN; /* closed meanwhile */
-		ap_lock(&engine.lock);
-		if (!ap_q_lookup(&engine.q, r->fd) &&
-		    (q = ap_q_create(&engine.q, r->fd, pfd, id, kind)) != NULL)
+		if (v != FDQ_STALE)
 			break;
-		q = ap_q_lookup(&engine.q, r->fd);
 		engine_unlock();
-		ap_fd_unpin(pfd);
-		if (!q)
-			return EAGAIN;        /* out of memory */
+		detach_stale(r->fd, gen);
 	}
 	*out = q;
 	return 0;
@@ -674,13 +710,32 @@ static void fd_gone(int fd, uint64_t seen)
 		detach_stale(fd, gen);
 }
 
-/* A worker could not be started for r, just queued: if no worker can ever
- * come to it (every one waits on a pipe, socket or tty, which may never
- * end), r is taken back: EAGAIN.  Else 0: a worker will run it. */
-static int undo_if_unstartable(struct ap_req *r)
+/* Is r, of submission number seq, still queued on q?  Only a request found
+ * in q's lists is looked at: r itself may have run and been released. */
+static bool still_queued(const struct ap_fdq *q, const struct ap_req *r,
+		uint64_t seq)
 {
+	for (int i = 0; i < 2; i++)
+		for (const struct ap_req *x = i ? q->ready.head : q->blocked.head;
+		     x; x = x->next)
+			if (x == r && x->seq == seq)
+				return true;
+	return false;
+}
+
+/* A worker could not be started for r, queued on r->fd's fdq of
+ * generation gen as submission seq: if no worker can ever come to it
+ * (every one waits on a pipe, socket or tty, which may never end), r is
+ * taken back: EAGAIN.  Else 0: a worker will run it, or has. */
+static int undo_if_unstartable(struct ap_req *r, int fd, uint64_t gen,
+		uint64_t seq)
+{
+	struct ap_fdq *q;
+
 	ap_lock(&engine.lock);
-	if (engine.nthreads <= engine.npeer &&
+	q = ap_q_lookup(&engine.q, fd);
+	if (engine.nthreads <= engine.npeer && q && q->gen == gen &&
+	    still_queued(q, r, seq) &&
 	    ap_q_remove(&engine.q, r, knob(fd_concurrency))) {
 		retire_locked(r);
 		engine_unlock();
@@ -699,9 +754,9 @@ int ap_submit(struct ap_req *r, int prio)
 {
 	struct ap_fdid id;
 	struct ap_fdq *q;
-	uint64_t seen;
+	uint64_t seen, gen, seq;
+	int fd = r->fd, err;
 	bool spawn;
-	int err;
 
 	r->prio = prio;
 	if (r->fd < 0)
@@ -727,11 +782,13 @@ int ap_submit(struct ap_req *r, int prio)
 	q->direct_hint = r->direct;
 	ap_q_enqueue(&engine.q, q, r, knob(fd_concurrency));
 	admit_locked(r, q);
+	gen = q->gen;
+	seq = r->seq;
 	spawn = kick_locked();
 	engine_unlock();
 	ap_add(&count.submitted, 1);
 	if (spawn && start_worker() != 0)
-		return undo_if_unstartable(r);
+		return undo_if_unstartable(r, fd, gen, seq);
 	return 0;
 
 bad_fd:
@@ -1028,6 +1085,7 @@ static void fork_prepare(void)
 	for (int i = nfork_hooks - 1; i >= 0; i--)
 		if (fork_hooks[i].prepare)
 			fork_hooks[i].prepare();
+	ap_lock(&pin_lock);
 	ap_notify_atfork_prepare();
 	ap_lock(&engine.lock);
 	ap_lock(&cache.lock);
@@ -1038,6 +1096,7 @@ static void fork_parent(void)
 	ap_unlock(&cache.lock);
 	ap_unlock(&engine.lock);
 	ap_notify_atfork_parent();
+	ap_unlock(&pin_lock);
 	for (int i = 0; i < nfork_hooks; i++)
 		if (fork_hooks[i].parent)
 			fork_hooks[i].parent();
@@ -1087,6 +1146,7 @@ static void fork_child(void)
 	init_cond();
 	ap_unlock(&engine.lock);
 	ap_notify_atfork_child();
+	ap_unlock(&pin_lock);   /* no thread of the parent's is here to hold it */
 	for (int i = 0; i < nfork_hooks; i++)
 		if (fork_hooks[i].child)
 			fork_hooks[i].child();

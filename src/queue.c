@@ -99,21 +99,31 @@ static int pin_base(void)
 	return rl.rlim_cur / 2 < 1024 ? (int)(rl.rlim_cur / 2) : 1024;
 }
 
-int ap_fd_pin(int fd, const struct ap_fdid *id, struct ap_fdkind *kind)
+int ap_fd_dup(int fd)
 {
-	int base = pin_base(), pfd;
+	int base = pin_base(), d;
 
 	/* Never 0-2: a daemon that closes stdin and opens /dev/null expects
 	 * to get 0. */
-	pfd = fcntl(fd, F_DUPFD_CLOEXEC, base < 3 ? 3 : base);
-	if (pfd < 0 && base > 3)
-		pfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	d = fcntl(fd, F_DUPFD_CLOEXEC, base < 3 ? 3 : base);
+	if (d < 0 && base > 3)
+		d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	return d;
+}
+
+int ap_fd_pin(int fd, struct ap_fdid *id, struct ap_fdkind *kind)
+{
+	int pfd = ap_fd_dup(fd), err;
+
 	if (pfd < 0)
 		return -1;
-	/* The number may have been closed and reused since id was taken. */
-	if (!ap_fd_same_file(pfd, id)) {
+	/* The number may have been closed and reused since id was taken: what
+	 * is pinned is what it names now.  The duplicate is kept either way,
+	 * since closing a descriptor of a file drops the process's record
+	 * locks on it. */
+	if ((err = ap_fd_id(pfd, id)) != 0) {
 		ap_fd_unpin(pfd);
-		errno = ESTALE;
+		errno = err;
 		return -1;
 	}
 	kind->parallel = S_ISREG(id->type) || S_ISBLK(id->type);
@@ -393,6 +403,19 @@ static void fdq_free_if_done(struct ap_queues *qs, struct ap_fdq *q)
 	qs->dead = q;
 }
 
+/* A pipe, socket or terminal's fdq goes as soon as it is idle, and its
+ * pinned descriptor with it: record locks do not apply there, while a
+ * duplicate left open would keep the peer from ever seeing EOF once the
+ * program closes the file in a way aiopool does not see (pclose, fclose).
+ * A file's fdq stays (fdq_free_if_done). */
+static void fdq_idle(struct ap_queues *qs, struct ap_fdq *q)
+{
+	if (!q->kind.parallel && !q->detached && !q->nactive && !q->blocked.head)
+		ap_q_detach(qs, q->fd);
+	else
+		fdq_free_if_done(qs, q);
+}
+
 /* ---- moving requests --------------------------------------------------- */
 
 static void activate(struct ap_fdq *q, struct ap_req *r)
@@ -480,7 +503,7 @@ void ap_q_done(struct ap_queues *qs, struct ap_req *r, int limit)
 	r->q = NULL;
 	promote(q);
 	heap_fix(qs, q, limit);
-	fdq_free_if_done(qs, q);
+	fdq_idle(qs, q);
 }
 
 bool ap_q_remove(struct ap_queues *qs, struct ap_req *r, int limit)
@@ -501,7 +524,7 @@ bool ap_q_remove(struct ap_queues *qs, struct ap_req *r, int limit)
 	 * stalls the requests behind it. */
 	promote(q);
 	heap_fix(qs, q, limit);
-	fdq_free_if_done(qs, q);
+	fdq_idle(qs, q);
 	return true;
 }
 
@@ -543,8 +566,8 @@ static void fdq_orphan(struct ap_fdq *q, void (*orphan)(struct ap_req *r))
 			orphan(r);
 		}
 	}
-	if (q->pfd >= 0)
-		ap_fd_unpin(q->pfd);
+	q->next_dead = NULL;
+	ap_q_unpin(q);   /* only while the number is still ours */
 	free(q);
 }
 

@@ -1,7 +1,8 @@
 /* queue.h: the per-fd request queues and the run queue (queue.c).  Every
- * ap_q_ function here is called with ap_engine.lock held and makes no
- * system call (ap_q_create allocates), except ap_q_bury; the ap_fd_
- * functions make the system calls and are called without it. */
+ * ap_q_ function here is called with engine.lock (pool.c) held and makes no
+ * system call (ap_q_create allocates), except ap_q_bury, ap_q_unpin and
+ * ap_q_reset, called without it or in a fork child; the ap_fd_ functions
+ * make the system calls and are called without it. */
 #ifndef AP_QUEUE_H
 #define AP_QUEUE_H
 
@@ -89,11 +90,11 @@ AP_HIDDEN int ap_fd_id(int fd, struct ap_fdid *id);
 /* Does fd name the file id was taken from?  (fstat only: the type,
  * device and inode.) */
 AP_HIDDEN bool ap_fd_same_file(int fd, const struct ap_fdid *id);
-/* Pins the file fd names (id, from ap_fd_id): a close-on-exec duplicate at
- * a high number, never 0-2; finds its kind.  The duplicate, or -1 with
- * errno set: EMFILE, EBADF, or ESTALE if fd names another file than id's
- * by now. */
-AP_HIDDEN int ap_fd_pin(int fd, const struct ap_fdid *id, struct ap_fdkind *kind);
+/* Pins the file fd names: a duplicate (ap_fd_dup); finds its kind.  id is
+ * set to what the duplicate names (fd may name another file by now than
+ * when id was taken).  The duplicate, or -1 with errno set (EMFILE,
+ * EBADF). */
+AP_HIDDEN int ap_fd_pin(int fd, struct ap_fdid *id, struct ap_fdkind *kind);
 /* Closes pfd, a pinned duplicate, without aiopool's close() wrapper. */
 AP_HIDDEN void ap_fd_unpin(int pfd);
 /* Closes the pinned descriptors of, and frees, a list of fdqs taken from

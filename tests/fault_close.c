@@ -406,13 +406,61 @@ Test(fault_close, started_read_goes_on_with_its_file_after_close_and_reuse)
 /* aiopool holds a duplicate of each file it served until the program closes
  * it; closed behind its back, the file is let go once a worker's idle time
  * has passed: the reader of a pipe whose write end was closed so sees EOF. */
+/* How many of this process's descriptors name the file st describes. */
+static int fds_naming(const struct stat *st)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d))) {
+		struct stat x;
+		int fd = atoi(e->d_name);
+		if (e->d_name[0] != '.' && fd != dirfd(d) && fstat(fd, &x) == 0 &&
+		    x.st_dev == st->st_dev && x.st_ino == st->st_ino)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* A file aiopool served, closed behind its back: the idle sweep lets the
+ * pinned duplicate go, so that no descriptor of the process keeps the file
+ * open (a deleted file's space, an unmount). */
 Test(fault_close, file_closed_behind_aiopools_back_is_let_go_after_the_idle_time)
+{
+	struct aiocb w;
+	struct stat st;
+	int fd = temp_file(0, 0);
+	long long end;
+
+	cr_assert_eq(aiopool_set(AIOPOOL_IDLE_MS, 50), 0);
+	cr_assert_eq(fstat(fd, &st), 0);
+	fill_cb(&w, fd, "w", 1, 0);
+	cr_assert_eq(aio_write(&w), 0);
+	cr_assert_eq(wait_aio(&w), 0);
+	cr_assert_eq(aio_return(&w), 1);
+	cr_assert_eq(syscall(SYS_close, fd), 0);
+	end = now_ms() + DEADLINE_MS;
+	while (fds_naming(&st) > 0) {
+		cr_assert(now_ms() < end, "a descriptor still names the closed file "
+		          "%d ms after its close", DEADLINE_MS);
+		sleep_ms(10);
+	}
+}
+
+/* A pipe's fdq goes, and its pinned duplicate with it, as soon as nothing
+ * is in flight on it: a write end closed where aiopool does not see it
+ * (pclose, fclose, a raw system call) reaches EOF at once, not after some
+ * idle time. */
+Test(fault_close, pipe_closed_behind_aiopools_back_reaches_eof_at_once)
 {
 	struct aiocb w;
 	char c;
 	int p[2];
 
-	cr_assert_eq(aiopool_set(AIOPOOL_IDLE_MS, 50), 0);
+	cr_assert_eq(aiopool_set(AIOPOOL_IDLE_MS, 3600 * 1000), 0);
 	make_pipe(p);
 	fill_cb(&w, p[1], "w", 1, 0);
 	cr_assert_eq(aio_write(&w), 0);
@@ -424,6 +472,7 @@ Test(fault_close, file_closed_behind_aiopools_back_is_let_go_after_the_idle_time
 	cr_assert_eq(poll(&pf, 1, DEADLINE_MS), 1, "the pipe's write end is still open");
 	cr_assert_eq(read(p[0], &c, 1), 0, "end of file");
 	close(p[0]);
+	cr_assert_eq(aiopool_set(AIOPOOL_IDLE_MS, 1000), 0);
 }
 
 /* dup2 and dup3 onto a number with libaio requests queued. */

@@ -15,8 +15,12 @@ static void raw_close(int fd)
 	cr_assert_eq(syscall(SYS_close, fd), 0, "close(%d)", fd);
 }
 
-/* The open descriptors, as a bitmap over the first 1024 numbers. */
-static void open_fds(bool set[1024])
+/* Numbers looked at: aiopool's own descriptors sit at 1024 at the most
+ * and above (lower with a lower RLIMIT_NOFILE). */
+#define NFDS 4096
+
+/* The open descriptors, as a bitmap over the first NFDS numbers. */
+static void open_fds(bool set[NFDS])
 {
 	DIR *d = opendir("/proc/self/fd");
 	struct dirent *e;
@@ -24,10 +28,10 @@ static void open_fds(bool set[1024])
 
 	cr_assert_not_null(d);
 	dfd = dirfd(d);
-	memset(set, 0, 1024 * sizeof *set);
+	memset(set, 0, NFDS * sizeof *set);
 	while ((e = readdir(d)) != NULL) {
 		int fd = atoi(e->d_name);
-		if (e->d_name[0] != '.' && fd != dfd && fd < 1024)
+		if (e->d_name[0] != '.' && fd != dfd && fd < NFDS)
 			set[fd] = true;
 	}
 	closedir(d);
@@ -119,7 +123,7 @@ static int written(const int *files, int n)
 Test(libaio_fds, closed_internal_descriptors_are_never_written)
 {
 	io_context_t ctx = new_ctx(4), ctx2 = new_ctx(4);
-	bool before[1024], after[1024];
+	bool before[NFDS], after[NFDS];
 	int p[2], q[2], r[2], efd, files[64], nfiles = 0;
 	struct iocb pp, pq, pr, px;
 	pthread_t t;
@@ -145,15 +149,19 @@ Test(libaio_fds, closed_internal_descriptors_are_never_written)
 	           "io_pgetevents never slept");
 	int extra = 0;
 	open_fds(after);
-	for (int fd = 0; fd < 1024; fd++)
+	for (int fd = 0; fd < NFDS; fd++)
 		extra += after[fd] && !before[fd];
 	cr_assert_geq(extra, 3, "only %d descriptors of aiopool's", extra);
 
-	for (int fd = 0; fd < 1024; fd++)
-		if (after[fd] && !before[fd])
+	/* Each number aiopool had now names a file of the program's. */
+	for (int fd = 0; fd < NFDS; fd++)
+		if (after[fd] && !before[fd] && nfiles < 64) {
+			int tf = temp_file(0, 0);
 			raw_close(fd);
-	for (int i = 0; i < extra && nfiles < 64; i++)
-		files[nfiles++] = temp_file(0, 0);
+			cr_assert_eq(syscall(SYS_dup2, tf, fd), fd);
+			raw_close(tf);
+			files[nfiles++] = fd;
+		}
 
 	io_prep_poll(&px, q[1], POLLOUT);   /* ready: completes at once */
 	cr_assert_eq(submit1(ctx, &px), 1);
@@ -225,4 +233,37 @@ Test(libaio_fds, poll_and_masked_wait_need_no_free_descriptor)
 	cr_assert_eq(ev.obj, &cb);
 	pthread_join(t, NULL);
 	cr_assert_eq(io_destroy(ctx), 0);
+}
+
+/* The descriptors aiopool makes for a POLL and for a RESFD eventfd stay out
+ * of the low numbers: a daemon that closes its standard input and opens
+ * /dev/null still gets 0. */
+Test(libaio_fds, own_descriptors_leave_the_lowest_numbers_free)
+{
+	io_context_t ctx = new_ctx(4);
+	int p[2], f = temp_file(8, 0), efd = eventfd(0, EFD_CLOEXEC);
+	int saved = dup(0), null;
+	struct iocb poll_cb, wr;
+	struct io_event ev[2];
+	char buf[8] = "abcdefgh";
+
+	cr_assert(saved >= 0 && efd >= 0);
+	make_pipe(p);
+	cr_assert_eq(close(0), 0);
+	io_prep_poll(&poll_cb, p[0], POLLIN);         /* waits: a duplicate */
+	cr_assert_eq(submit1(ctx, &poll_cb), 1);
+	io_prep_pwrite(&wr, f, buf, sizeof buf, 0);
+	io_set_eventfd(&wr, efd);                      /* a duplicate too */
+	cr_assert_eq(submit1(ctx, &wr), 1);
+	null = open("/dev/null", O_RDONLY);
+	cr_assert_eq(null, 0, "/dev/null got %d: aiopool took 0", null);
+	put(p[1], "x", 1);
+	get_events(ctx, ev, 2);
+	cr_assert_eq(dup2(saved, 0), 0);
+	close(saved);
+	io_destroy(ctx);
+	close(p[0]);
+	close(p[1]);
+	close(f);
+	close(efd);
 }
