@@ -33,6 +33,13 @@ static ssize_t rw(struct ap_req *r, int fd, bool seekable, int extra)
 	bool o = out(r);
 	int flags = r->rw_flags | extra;
 
+	/* preadv2/pwritev2 take -1 for "the file position": a negative offset
+	 * on a seekable file is EINVAL, as pread/pwrite and kernel AIO say,
+	 * whatever flags the transfer carries. */
+	if (seekable && r->offset < 0) {
+		errno = EINVAL;
+		return -1;
+	}
 	if (r->op == AP_OP_READ || r->op == AP_OP_WRITE) {
 		if (!flags && seekable)
 			return o ? pwrite(fd, r->buf, r->nbytes, r->offset)

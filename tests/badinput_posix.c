@@ -123,6 +123,12 @@ Test(badinput_posix, submit_negative_offset)
 		fill_cb(&cb, fd, buf, sizeof buf, LLONG_MIN);
 		cr_assert_eq(accepted_then(w, &cb, EINVAL), -1);
 	}
+	/* Also for an append, which the engine makes with RWF_APPEND, where
+	 * pwritev2 would take -1 for the file position. */
+	int app = temp_file(0, O_APPEND);
+	fill_cb(&cb, app, buf, sizeof buf, -1);
+	cr_assert_eq(accepted_then(1, &cb, EINVAL), -1, "an append at offset -1");
+	close(app);
 	make_pipe(p);
 	fill_cb(&cb, p[1], buf, sizeof buf, -1);
 	cr_assert_eq(accepted_then(1, &cb, 0), (ssize_t)sizeof buf, "a pipe has no offset");
