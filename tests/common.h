@@ -541,10 +541,10 @@ static inline int child_wait_aio(const struct aiocb *cb)
 	return aio_error(cb);
 }
 
-/* Waits for pid up to DEADLINE_MS (then kills it); its wait status. */
-static inline int wait_child(pid_t pid)
+/* Waits for pid up to ms (then kills it); its wait status. */
+static inline int wait_child_within(pid_t pid, int ms)
 {
-	long long end = now_ms() + DEADLINE_MS;
+	long long end = now_ms() + ms;
 	int status;
 
 	for (;;) {
@@ -555,10 +555,16 @@ static inline int wait_child(pid_t pid)
 		if (now_ms() > end) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
-			cr_assert_fail("child %d did not finish within %d ms", (int)pid, DEADLINE_MS);
+			cr_assert_fail("child %d did not finish within %d ms", (int)pid, ms);
 		}
 		sleep_ms(1);
 	}
+}
+
+/* Waits for pid up to DEADLINE_MS (then kills it); its wait status. */
+static inline int wait_child(pid_t pid)
+{
+	return wait_child_within(pid, DEADLINE_MS);
 }
 
 /* Runs fn(arg) in a forked child and checks that it passed; skips the test

@@ -232,22 +232,7 @@ enum { CHILD_STEPS = 5 };
 
 static int wait_child_steps(pid_t pid)
 {
-	long long end = now_ms() + (long long)CHILD_STEPS * DEADLINE_MS;
-	int status;
-
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
-			return status;
-		cr_assert_eq(r, 0, "waitpid: %s", strerror(errno));
-		if (now_ms() > end) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			cr_assert_fail("child %d did not finish within %d ms", (int)pid,
-			               CHILD_STEPS * DEADLINE_MS);
-		}
-		sleep_ms(1);
-	}
+	return wait_child_within(pid, CHILD_STEPS * DEADLINE_MS);
 }
 
 Test(fault_fork, fork_while_threads_submit, .timeout = 600)
