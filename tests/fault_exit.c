@@ -88,6 +88,72 @@ static void expect_all_written(int fd, off_t n)
 	}
 }
 
+/* In a child: one worker, stuck on a pipe that never gets data; writes to
+ * a file queue behind it; then exit(). */
+static void child_writes_then_exits(int fd, bool use_libaio)
+{
+	static char chunk[CHUNK];
+	static struct aiocb cbs[N];
+	static struct iocb ios[N];
+	struct iocb *iop[N];
+	struct aiocb stuck;
+	io_context_t ctx = 0;
+	char c;
+	int p[2];
+
+	memset(chunk, 'w', sizeof chunk);
+	if (pipe(p) || aiopool_set(AIOPOOL_MAX_THREADS, 1))
+		_exit(10);
+	fill_cb(&stuck, p[0], &c, 1, 0);
+	if (aio_read(&stuck))
+		_exit(11);
+	while (stats_running() < 1)
+		sleep_ms(1);
+	if (use_libaio) {
+		if (io_setup(N, &ctx))
+			_exit(12);
+		for (int i = 0; i < N; i++) {
+			io_prep_pwrite(&ios[i], fd, chunk, CHUNK, (long long)i * CHUNK);
+			iop[i] = &ios[i];
+		}
+		if (io_submit(ctx, N, iop) != N)
+			_exit(13);
+	} else {
+		for (int i = 0; i < N; i++) {
+			fill_cb(&cbs[i], fd, chunk, CHUNK, (off_t)i * CHUNK);
+			if (aio_write(&cbs[i]))
+				_exit(14);
+		}
+	}
+	exit(0);   /* not _exit: the library's exit handling runs */
+}
+
+static void check_exit_drains(bool use_libaio)
+{
+	int fd = temp_file(0, 0), status;
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		child_writes_then_exits(fd, use_libaio);
+	status = wait_child(pid);
+	cr_assert(WIFEXITED(status), "child died: status %#x", status);
+	cr_assert_eq(WEXITSTATUS(status), 0, "child failed at step %d", WEXITSTATUS(status));
+	cr_assert_eq(size_of(fd), (off_t)N * CHUNK,
+	             "every write queued before exit() reached the file");
+	close(fd);
+}
+
+Test(fault_exit, exit_finishes_queued_posix_writes_to_files)
+{
+	check_exit_drains(false);
+}
+
+Test(fault_exit, exit_finishes_queued_libaio_writes_to_files)
+{
+	check_exit_drains(true);
+}
+
 Test(fault_exit, return_from_main_with_workers_stuck_and_writes_queued)
 {
 	int fd = temp_file(0, 0);
