@@ -749,13 +749,15 @@ static double run_lio(const struct engine *e)
 }
 
 /* submit: the time inside each submit call alone (the requests are
- * prepared before, reaped after), recorded when the call starts inside the
- * window. */
+ * prepared before, reaped after), recorded when the call starts after the
+ * warm-up. */
+#define SUBMIT_MIN_CALLS 10   /* the run goes on until it has as many */
+
 static void call_timed(const struct window *w, uint64_t t0)
 {
 	uint64_t t1 = now_ns();
 
-	if (in_window(w, t0))
+	if (wl.count || t0 >= w->warm_end)
 		hist_add(&stats[0].h, t1 - t0);
 }
 
@@ -802,7 +804,9 @@ static void la_submit_timed(struct req **v, int n, const struct window *w)
 	}
 }
 
-/* Rounds of wl.qd reads: submitted (timed), then all reaped (not). */
+/* Rounds of wl.qd reads: submitted (timed), then all reaped (not).  A
+ * round can outlast the window (lists of large reads), so the run goes on
+ * until SUBMIT_MIN_CALLS calls are timed. */
 static double run_submit(const struct engine *e)
 {
 	int n = wl.qd;
@@ -834,7 +838,8 @@ static double run_submit(const struct engine *e)
 		if (in_window(&w, t))
 			stats[0].ops += (uint64_t)n;
 		rounds++;
-	} while (wl.count ? rounds * (unsigned)n < wl.count : t < w.end);
+	} while (wl.count ? rounds * (unsigned)n < wl.count :
+		 t < w.end || stats[0].h.n < SUBMIT_MIN_CALLS);
 	return window_secs(&w, t);
 }
 
