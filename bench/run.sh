@@ -877,6 +877,7 @@ GEN=$DIR/generated.md
 	echo
 	main_table md
 	echo
+	[ "$PNG_OK" = 1 ] && echo "![throughput against queue depth per engine](performance.png)" && echo
 	echo "### Time inside the submit call"
 	echo
 	echo "clock_gettime around the submit call alone (the requests are prepared"
@@ -885,7 +886,6 @@ GEN=$DIR/generated.md
 	echo
 	submit_table md
 	echo
-	[ "$PNG_OK" = 1 ] && echo "![throughput against queue depth per engine](performance.png)" && echo
 	echo "### Priority"
 	echo
 	echo "One aio_reqprio 0 request in flight (resubmitted as it completes) while 128"
@@ -961,6 +961,9 @@ full run; the rest is kept by hand.
     make bench-quick    # the headline rows, about a minute
     make bench BENCH_FLAGS="--secs 2 --reps 5"   # longer, steadier runs
 
+Each full run ends with the goals table (also printed at the end of
+`make bench`'s output) and states, at the top of its results, the exact
+`make bench` command that reproduces it.
 `make bench-quick` (and `make demo`, which first copies a file through
 aiopool and compares it) prints the headline rows only and writes nothing
 here.  `bench/run.sh --from build/bench-results.tsv --docs docs` renders an
@@ -1008,6 +1011,35 @@ as ratios from one run.
   last 99,000, then the pipe is fed and every read must get its byte.
   The first 1,000 start the engine so that threads and caches are not
   counted as per-request cost.
+- **Time inside the submit call**: rounds of requests, each round
+  submitted and then waited for; `clock_gettime` is read just before and
+  just after each submit call (`aio_read`, `lio_listio(LIO_NOWAIT)`,
+  `io_submit`), the requests having been prepared before it, and the p50
+  and p99 of those calls are kept.  Four cases: O_DIRECT 4 KiB reads
+  submitted one per call (32 per round), 16 MiB cached reads one per call
+  (4 per round), lists of ten 16 MiB cached reads, lists of 64 4 KiB
+  cached reads.  A call that does the read itself shows it here: this is
+  the time the program cannot spend on anything else.
+- **CPU work per completion**: real programs do something with each
+  result.  `aiobench -c USEC` spends that long on every completion in a
+  busy loop (calibrated at start-up against CLOCK_MONOTONIC, not a sleep);
+  the "2 µs of work per I/O" rows use `-c 2`, psync threads included.
+- **SIGEV_THREAD batches**: 32 reads submitted with SIGEV_THREAD, then the
+  program waits until all 32 functions have run (the last posts a
+  semaphore), and starts the next batch; latency is the batch's.
+- **Submitting threads**: `aiobench -t 2` with two files runs two threads,
+  each with its own file and its own queue of QD requests (its own aiocb
+  list, io_context or ring); against one thread on one file, for aiopool
+  POSIX and for psync.
+- **fio**, the outside referee: posixaio under aiopool (LD_PRELOAD) and on
+  glibc, libaio under aiopool and on the kernel, io_uring and psync, 4 KiB
+  random reads at QD1 and QD32 on the cached 1 GiB file and at QD32 over
+  the eight files, plus O_DIRECT at QD32 (libaio, posixaio, io_uring), 3 s
+  after 1 s of ramp.  fio does its own work on every I/O, as a real program
+  does; aiobench's loops do none unless `-c` asks.
+- **Goals** are ratios of two figures from the same run, aiopool's over a
+  reference engine's (for the submit call, aiopool's p50 over glibc's,
+  where lower is better); "met?" reads that one run.
 - **Noise**: every workload runs its engines in turn, `--reps` rounds, and
   keeps each engine's median run; the load average at the start and the end
   is recorded with the figures.  On a shared machine absolute figures move
