@@ -12,6 +12,15 @@
  *   uring   io_uring through liburing (submit and wait in one call).
  *   psync   -t plain threads, each doing pread/pwrite/fsync in a loop.
  *
+ * -t N: N threads; with at least N files given, each thread has its own
+ * share of them (thread i of N the files i*F/N up to (i+1)*F/N), otherwise
+ * every thread uses every file.  psync threads each do one request at a
+ * time; with the read workload, each asynchronous engine's thread runs its
+ * own queue of -q requests (its own io_context, ring, aiocb list).
+ *
+ * -c USEC: a fixed amount of CPU spent on every completion (a busy loop
+ * calibrated at start-up, not a sleep), as a program does with its data.
+ *
  * The binary is deliberately not linked with libaiopool: the same code runs
  * every engine, and -x aiopool / -x native checks that the preload did (or
  * did not) take the entry points, so a missing front end prints NA instead
@@ -24,7 +33,12 @@
  * (completions notified by SIGEV_THREAD / SIGEV_SIGNAL, posix only), prio
  * (one aio_reqprio 0 request while -q aio_reqprio 20 requests flood the same
  * file, posix only), mem (-n requests parked on an empty pipe: resident
- * memory per queued request, posix only).
+ * memory per queued request, posix only), sigbatch (batches of -q requests
+ * notified by SIGEV_THREAD, each batch awaited until all its functions have
+ * run, posix only), submit (the time spent inside the submit call itself:
+ * rounds of -q requests, each submitted alone (aio_read, io_submit of one)
+ * or, with -l, as one list (lio_listio LIO_NOWAIT, io_submit of -q), then
+ * waited for; prints the p50 and p99 of the calls, posix and libaio only).
  */
 #include "config.h"
 
@@ -36,6 +50,7 @@
 #include <liburing.h>
 #include <limits.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -55,13 +70,13 @@
 #define NOTIFY_SIG   (SIGRTMIN + 1)
 
 enum { OP_READ, OP_WRITE, OP_FSYNC };
-enum { W_READ, W_APPEND, W_MIXED, W_LIO, W_SIGTHREAD, W_SIGSIGNAL, W_PRIO,
-       W_MEM };
+enum { W_READ, W_APPEND, W_MIXED, W_LIO, W_SUBMIT, W_SIGTHREAD, W_SIGBATCH,
+       W_SIGSIGNAL, W_PRIO, W_MEM };
 enum { PH_WARM, PH_MEASURE, PH_STOP };
 
 static const char *const wl_names[] = {
-	"read", "append", "mixed", "lio", "sigthread", "sigsignal", "prio",
-	"mem", NULL
+	"read", "append", "mixed", "lio", "submit", "sigthread", "sigbatch",
+	"sigsignal", "prio", "mem", NULL
 };
 
 /* ---- small helpers --------------------------------------------------- */
@@ -178,12 +193,12 @@ static void report(double secs)
 	for (int c = 0; c < ncls; c++) {
 		const struct hist *h = &stats[c].h;
 
-		printf("RESULT cls=%s ops=%.0f mean_us=%.2f p99_us=%.2f "
-		       "n=%llu secs=%.3f\n", cls_names[c],
+		printf("RESULT cls=%s ops=%.0f mean_us=%.2f p50_us=%.2f "
+		       "p99_us=%.2f n=%llu secs=%.3f\n", cls_names[c],
 		       (double)stats[c].ops / secs,
 		       h->n ? (double)h->sum / (double)h->n / 1e3 : 0,
-		       hist_pct(h, 0.99) / 1e3, (unsigned long long)h->n,
-		       secs);
+		       hist_pct(h, 0.5) / 1e3, hist_pct(h, 0.99) / 1e3,
+		       (unsigned long long)h->n, secs);
 	}
 }
 
@@ -210,6 +225,9 @@ static struct {
 	int qd, threads;
 	double warm, secs;
 	unsigned long long count;   /* -n: exactly this many, no time limit */
+	double work_us;             /* -c: CPU spent per completion */
+	double spins_per_us;        /* the busy loop's calibration */
+	bool list;                  /* -l: submit as one list call */
 	atomic_ulong writes;
 	atomic_int fsync_due;
 	atomic_long appended;
@@ -218,6 +236,18 @@ static struct {
 	 .wrap = PTHREAD_RWLOCK_INITIALIZER };
 
 static _Atomic int phase;
+
+/* The files this thread draws from (-t with at least as many files as
+ * threads); my_nfd 0: every file (the main thread, notification threads). */
+static __thread int my_fd0, my_nfd;
+
+static void take_files(int i, int n)
+{
+	if (n < 2 || wl.nfd < n)
+		return;
+	my_fd0 = i * wl.nfd / n;
+	my_nfd = (i + 1) * wl.nfd / n - my_fd0;
+}
 
 static uint64_t rnd(struct req *r)
 {
@@ -248,7 +278,9 @@ static struct req *alloc_reqs(int n, size_t bs)
 static void gen(struct req *r)
 {
 	r->len = wl.bs;
-	r->fd = wl.fd[wl.nfd > 1 ? rnd(r) % (uint64_t)wl.nfd : 0];
+	int nfd = my_nfd ? my_nfd : wl.nfd;
+
+	r->fd = wl.fd[my_fd0 + (nfd > 1 ? (int)(rnd(r) % (uint64_t)nfd) : 0)];
 	r->off = (off_t)(rnd(r) % (uint64_t)wl.nblocks) * (off_t)wl.bs;
 	r->op = OP_READ;
 	if (wl.kind == W_APPEND) {
@@ -263,6 +295,43 @@ static void gen(struct req *r)
 				atomic_store(&wl.fsync_due, 1);
 		}
 	}
+}
+
+/* -c: spin n times; the empty asm keeps the loop from being folded. */
+static void spin(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		__asm__ __volatile__("" ::: "memory");
+}
+
+/* Spins per microsecond: the fastest of several timed runs of at least
+ * 2 ms (the fastest is the one nothing preempted). */
+static void calibrate(void)
+{
+	uint64_t n = 1 << 16, best = UINT64_MAX;
+
+	for (;;) {
+		uint64_t t0 = now_ns();
+		spin(n);
+		if (now_ns() - t0 >= 2000000)
+			break;
+		n <<= 1;
+	}
+	for (int i = 0; i < 7; i++) {
+		uint64_t t0 = now_ns();
+		spin(n);
+		uint64_t d = now_ns() - t0;
+		if (d < best)
+			best = d;
+	}
+	wl.spins_per_us = (double)n * 1e3 / (double)(best ? best : 1);
+}
+
+/* What the program does with one completed request (-c). */
+static void work(void)
+{
+	if (wl.work_us > 0)
+		spin((uint64_t)(wl.work_us * wl.spins_per_us));
 }
 
 static void check(const struct req *r)
@@ -294,10 +363,10 @@ static void stalled(int *stalls)
 }
 
 /* posix: the requests in flight, and the same as a list for aio_suspend. */
-static struct req **px_fl;
-static const struct aiocb **px_list;
-static struct aiocb **px_lio;
-static int px_n;
+static __thread struct req **px_fl;
+static __thread const struct aiocb **px_list;
+static __thread struct aiocb **px_lio;
+static __thread int px_n;
 
 static void px_setup(int depth)
 {
@@ -334,13 +403,19 @@ static void px_start(struct req *r)
 		die("aio submission: %s", strerror(errno));
 }
 
+/* r is in flight: px_reap looks for it. */
+static void px_track(struct req *r)
+{
+	px_fl[px_n] = r;
+	px_list[px_n++] = &r->cb;
+}
+
 static void px_submit(struct req **v, int n)
 {
 	for (int i = 0; i < n; i++) {
 		px_fill(v[i]);
 		px_start(v[i]);
-		px_fl[px_n] = v[i];
-		px_list[px_n++] = &v[i]->cb;
+		px_track(v[i]);
 	}
 }
 
@@ -396,7 +471,7 @@ static void px_batch(struct req **v, int n)
 }
 
 /* libaio */
-static io_context_t la_ctx;
+static __thread io_context_t la_ctx;
 
 static void la_setup(int depth)
 {
@@ -408,23 +483,25 @@ static void la_setup(int depth)
 		die("io_setup(%d): %s", depth, strerror(-rc));
 }
 
+static struct iocb *la_prep(struct req *r)
+{
+	if (r->op == OP_READ)
+		io_prep_pread(&r->io, r->fd, r->buf, r->len, r->off);
+	else if (r->op == OP_WRITE)
+		io_prep_pwrite(&r->io, r->fd, r->buf, r->len, r->off);
+	else
+		io_prep_fsync(&r->io, r->fd);
+	r->io.data = r;
+	return &r->io;
+}
+
 static void la_submit(struct req **v, int n)
 {
 	struct iocb *l[n];
 	int done = 0;
 
-	for (int i = 0; i < n; i++) {
-		struct req *r = v[i];
-
-		if (r->op == OP_READ)
-			io_prep_pread(&r->io, r->fd, r->buf, r->len, r->off);
-		else if (r->op == OP_WRITE)
-			io_prep_pwrite(&r->io, r->fd, r->buf, r->len, r->off);
-		else
-			io_prep_fsync(&r->io, r->fd);
-		r->io.data = r;
-		l[i] = &r->io;
-	}
+	for (int i = 0; i < n; i++)
+		l[i] = la_prep(v[i]);
 	while (done < n) {
 		int rc = io_submit(la_ctx, n - done, l + done);
 
@@ -461,7 +538,7 @@ static int la_reap(struct req **done, int max)
 }
 
 /* io_uring: submit only prepares entries, reap submits and waits at once. */
-static struct io_uring ur;
+static __thread struct io_uring ur;
 
 static void ur_setup(int depth)
 {
@@ -563,9 +640,9 @@ static double window_secs(const struct window *w, uint64_t last)
 }
 
 /* An asynchronous engine at a queue depth of wl.qd (read, append, mixed,
- * prio).  Completed requests are resubmitted at once, in one call per
- * wake-up. */
-static double run_async(const struct engine *e)
+ * prio), counted into st (two classes).  Completed requests are
+ * resubmitted at once, in one call per wake-up. */
+static double run_async(const struct engine *e, struct stat_cls *st)
 {
 	int depth = wl.qd + (wl.kind == W_PRIO);
 	struct req *reqs = alloc_reqs(depth, wl.bs);
@@ -617,9 +694,10 @@ static double run_async(const struct engine *e)
 			struct req *r = done[i];
 
 			check(r);
+			work();
 			if (in_window(&w, t)) {
-				hist_add(&stats[r->cls].h, t - r->t0);
-				stats[r->cls].ops++;
+				hist_add(&st[r->cls].h, t - r->t0);
+				st[r->cls].ops++;
 			}
 			idle[nidle++] = r;
 		}
@@ -657,8 +735,10 @@ static double run_lio(const struct engine *e)
 				got += e->reap(done + got, n - got);
 		}
 		t = now_ns();
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n; i++) {
 			check(v[i]);
+			work();
+		}
 		if (in_window(&w, t)) {
 			hist_add(&stats[0].h, t - t0);
 			stats[0].ops += (uint64_t)n;
@@ -668,8 +748,148 @@ static double run_lio(const struct engine *e)
 	return window_secs(&w, t);
 }
 
+/* submit: the time inside each submit call alone (the requests are
+ * prepared before, reaped after), recorded when the call starts after the
+ * warm-up. */
+#define SUBMIT_MIN_CALLS 10   /* the run goes on until it has as many */
+
+static void call_timed(const struct window *w, uint64_t t0)
+{
+	uint64_t t1 = now_ns();
+
+	if (wl.count || t0 >= w->warm_end)
+		hist_add(&stats[0].h, t1 - t0);
+}
+
+static void px_submit_timed(struct req **v, int n, const struct window *w)
+{
+	for (int i = 0; i < n; i++) {
+		px_fill(v[i]);
+		px_lio[i] = &v[i]->cb;
+	}
+	if (wl.list) {
+		uint64_t t0 = now_ns();
+		int rc = lio_listio(LIO_NOWAIT, px_lio, n, NULL);
+		call_timed(w, t0);
+		if (rc)
+			die("lio_listio(LIO_NOWAIT): %s", strerror(errno));
+	}
+	for (int i = 0; i < n; i++) {
+		if (!wl.list) {
+			uint64_t t0 = now_ns();
+			int rc = aio_read(&v[i]->cb);
+			call_timed(w, t0);
+			if (rc)
+				die("aio_read: %s", strerror(errno));
+		}
+		px_track(v[i]);
+	}
+}
+
+static void la_submit_timed(struct req **v, int n, const struct window *w)
+{
+	struct iocb *l[n];
+	int done = 0;
+
+	for (int i = 0; i < n; i++)
+		l[i] = la_prep(v[i]);
+	while (done < n) {
+		uint64_t t0 = now_ns();
+		int rc = io_submit(la_ctx, wl.list ? n - done : 1, l + done);
+		call_timed(w, t0);
+		if (rc <= 0 && rc != -EINTR)
+			die("io_submit: %s", rc ? strerror(-rc) : "nothing taken");
+		if (rc > 0)
+			done += rc;
+	}
+}
+
+/* Rounds of wl.qd reads: submitted (timed), then all reaped (not).  A
+ * round can outlast the window (lists of large reads), so the run goes on
+ * until SUBMIT_MIN_CALLS calls are timed. */
+static double run_submit(const struct engine *e)
+{
+	int n = wl.qd;
+	bool posix = !strcmp(e->name, "posix");
+	struct req *reqs = alloc_reqs(n, wl.bs);
+	struct req **v = xalloc(sizeof(*v) * (size_t)n);
+	struct req **done = xalloc(sizeof(*done) * (size_t)n);
+	unsigned long long rounds = 0;
+	uint64_t t;
+
+	for (int i = 0; i < n; i++)
+		v[i] = &reqs[i];
+	e->setup(n);
+	struct window w = window_open();
+	do {
+		for (int i = 0; i < n; i++)
+			gen(v[i]);
+		if (posix)
+			px_submit_timed(v, n, &w);
+		else
+			la_submit_timed(v, n, &w);
+		for (int got = 0; got < n;)
+			got += e->reap(done + got, n - got);
+		t = now_ns();
+		for (int i = 0; i < n; i++) {
+			check(done[i]);
+			work();
+		}
+		if (in_window(&w, t))
+			stats[0].ops += (uint64_t)n;
+		rounds++;
+	} while (wl.count ? rounds * (unsigned)n < wl.count :
+		 t < w.end || stats[0].h.n < SUBMIT_MIN_CALLS);
+	return window_secs(&w, t);
+}
+
+/* -t threads of run_async, each on its own share of the files; their
+ * figures merged into stats. */
+struct athread {
+	pthread_t tid;
+	const struct engine *e;
+	int idx;
+	struct stat_cls st[2];
+	double secs;
+};
+
+static void *async_thread(void *arg)
+{
+	struct athread *a = arg;
+
+	take_files(a->idx, wl.threads);
+	a->secs = run_async(a->e, a->st);
+	return NULL;
+}
+
+static double run_async_threads(const struct engine *e)
+{
+	int n = wl.threads;
+	struct athread *a = xalloc(sizeof(*a) * (size_t)n);
+	double secs = 0;
+
+	for (int i = 0; i < n; i++) {
+		a[i].e = e;
+		a[i].idx = i;
+		if (pthread_create(&a[i].tid, NULL, async_thread, &a[i]))
+			die("pthread_create failed");
+	}
+	for (int i = 0; i < n; i++) {
+		pthread_join(a[i].tid, NULL);
+		for (int c = 0; c < 2; c++) {
+			hist_merge(&stats[c].h, &a[i].st[c].h);
+			stats[c].ops += a[i].st[c].ops;
+		}
+		if (a[i].secs > secs)
+			secs = a[i].secs;
+	}
+	free(a);
+	return secs;
+}
+
 /* psync: wl.threads threads, each one request (or one lio batch) at a time. */
 static atomic_llong ps_left;
+static struct stat_cls *ps_stats;   /* one per thread */
 
 static void ps_one(struct req *r)
 {
@@ -705,6 +925,8 @@ static void *ps_thread(void *arg)
 	struct req *r = alloc_reqs(1, wl.bs);
 	int nb = wl.kind == W_LIO ? wl.qd : 1;
 
+	take_files((int)(st - ps_stats), wl.threads);
+
 	while (atomic_load(&phase) != PH_STOP) {
 		if (wl.count && atomic_fetch_sub(&ps_left, nb) <= 0)
 			break;
@@ -712,6 +934,7 @@ static void *ps_thread(void *arg)
 		for (int i = 0; i < nb; i++) {
 			gen(r);
 			ps_one(r);
+			work();
 		}
 		uint64_t t1 = now_ns();
 		if (wl.count || atomic_load(&phase) == PH_MEASURE) {
@@ -731,6 +954,7 @@ static double run_psync(void)
 	struct stat_cls *st = xalloc(sizeof(*st) * (size_t)n);
 	uint64_t t0, t1;
 
+	ps_stats = st;
 	atomic_store(&ps_left, (long long)wl.count);
 	atomic_store(&phase, wl.count ? PH_MEASURE : PH_WARM);
 	t0 = now_ns();
@@ -769,6 +993,7 @@ static void sh_done(union sigval sv)
 
 	px_result(r, aio_error(&r->cb));
 	check(r);
+	work();
 	if (atomic_load(&phase) == PH_MEASURE) {
 		pthread_mutex_lock(&sh_lock);
 		hist_add(&stats[0].h, t - r->t0);
@@ -838,6 +1063,7 @@ static double run_notify(void)
 				     t < t1 ? PH_MEASURE : PH_STOP);
 			px_result(r, aio_error(&r->cb));
 			check(r);
+			work();
 			if (atomic_load(&phase) == PH_MEASURE) {
 				hist_add(&stats[0].h, t - r->t0);
 				stats[0].ops++;
@@ -855,6 +1081,75 @@ static double run_notify(void)
 		sleep_ns(1000000);
 	}
 	return (double)(t1 - t0) / 1e9;
+}
+
+/* sigbatch: batches of wl.qd reads, each notified by SIGEV_THREAD; the
+ * batch is over when every one of its functions has run (the last one
+ * posts sb_sem).  The latency is the batch's. */
+static sem_t sb_sem;
+static atomic_int sb_left;
+
+static void sb_done(union sigval sv)
+{
+	struct req *r = sv.sival_ptr;
+
+	px_result(r, aio_error(&r->cb));
+	check(r);
+	work();
+	if (atomic_fetch_sub(&sb_left, 1) == 1)
+		sem_post(&sb_sem);
+}
+
+static void sb_wait(void)
+{
+	int stalls = 0;
+
+	for (;;) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += STALL_S;
+		if (sem_timedwait(&sb_sem, &ts) == 0)
+			return;
+		if (errno == ETIMEDOUT)
+			stalled(&stalls);
+		else if (errno != EINTR)
+			die("sem_timedwait: %s", strerror(errno));
+	}
+}
+
+static double run_sigbatch(void)
+{
+	int n = wl.qd;
+	struct req *reqs = alloc_reqs(n, wl.bs);
+	unsigned long long batches = 0;
+	uint64_t t;
+
+	sem_init(&sb_sem, 0, 0);
+	struct window w = window_open();
+	do {
+		uint64_t t0 = now_ns();
+
+		atomic_store(&sb_left, n);
+		for (int i = 0; i < n; i++) {
+			struct req *r = &reqs[i];
+
+			gen(r);
+			px_fill(r);
+			r->cb.aio_sigevent.sigev_notify = SIGEV_THREAD;
+			r->cb.aio_sigevent.sigev_notify_function = sb_done;
+			r->cb.aio_sigevent.sigev_value.sival_ptr = r;
+			px_start(r);
+		}
+		sb_wait();
+		t = now_ns();
+		if (in_window(&w, t)) {
+			hist_add(&stats[0].h, t - t0);
+			stats[0].ops += (uint64_t)n;
+		}
+		batches++;
+	} while (wl.count ? batches * (unsigned)n < wl.count : t < w.end);
+	return window_secs(&w, t);
 }
 
 /* mem: park wl.count one-byte reads on an empty pipe (they stay queued
@@ -979,9 +1274,10 @@ static void usage(void)
 {
 	fputs("usage: aiobench -e posix|libaio|uring|psync -w WORKLOAD [-q depth]\n"
 	      "         [-t threads] [-b bytes] [-d secs] [-W warmup-secs]\n"
-	      "         [-n count] [-D] [-x aiopool|native] FILE...\n"
+	      "         [-n count] [-c work-usecs] [-l] [-D] [-x aiopool|native] FILE...\n"
 	      "       aiobench -P          (prints which front ends aiopool provides)\n"
-	      "WORKLOAD: read append mixed lio sigthread sigsignal prio mem\n",
+	      "WORKLOAD: read append mixed lio submit sigthread sigbatch sigsignal\n"
+	      "          prio mem\n",
 	      stderr);
 	exit(2);
 }
@@ -1001,7 +1297,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	wl.kind = -1;
-	while ((c = getopt(argc, argv, "e:w:q:t:b:d:W:n:Dx:P")) != -1) {
+	while ((c = getopt(argc, argv, "e:w:q:t:b:d:W:n:c:lDx:P")) != -1) {
 		switch (c) {
 		case 'e':
 			for (size_t i = 0; i < sizeof(engines) / sizeof(*engines); i++)
@@ -1019,6 +1315,8 @@ int main(int argc, char **argv)
 		case 'd': wl.secs = atof(optarg); break;
 		case 'W': wl.warm = atof(optarg); break;
 		case 'n': wl.count = strtoull(optarg, NULL, 0); break;
+		case 'c': wl.work_us = atof(optarg); break;
+		case 'l': wl.list = true; break;
 		case 'D': direct = true; break;
 		case 'x': expect = optarg; break;
 		case 'P':
@@ -1030,8 +1328,15 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!e || wl.kind < 0 || wl.qd < 1 || wl.threads < 1 || wl.bs < 1 ||
-	    wl.secs <= 0 || wl.warm < 0)
+	    wl.secs <= 0 || wl.warm < 0 || wl.work_us < 0)
 		usage();
+	bool async = strcmp(e->name, "psync") != 0;
+	if (wl.threads > 1 && async && wl.kind != W_READ)
+		die("-t %d with -e %s: only the read workload runs threads",
+		    wl.threads, e->name);
+	if (wl.kind == W_SUBMIT && strcmp(e->name, "posix") &&
+	    strcmp(e->name, "libaio"))
+		na("a submit-call workload (posix and libaio)");
 	if (wl.kind >= W_SIGTHREAD && strcmp(e->name, "posix"))
 		na("a POSIX AIO workload");
 	if (expect) {
@@ -1085,14 +1390,22 @@ int main(int argc, char **argv)
 		free(b);
 	}
 
-	if (!strcmp(e->name, "psync"))
+	if (wl.work_us > 0)
+		calibrate();
+	if (!async)
 		secs = run_psync();
 	else if (wl.kind == W_LIO)
 		secs = run_lio(e);
+	else if (wl.kind == W_SUBMIT)
+		secs = run_submit(e);
+	else if (wl.kind == W_SIGBATCH)
+		secs = run_sigbatch();
 	else if (wl.kind == W_SIGTHREAD || wl.kind == W_SIGSIGNAL)
 		secs = run_notify();
+	else if (wl.threads > 1)
+		secs = run_async_threads(e);
 	else
-		secs = run_async(e);
+		secs = run_async(e, stats);
 	report(secs);
 	aiopool_note();
 	return 0;

@@ -74,6 +74,14 @@ ALL_ENGINES="aiopool glibc aiopool-libaio kaio uring psync"
 # callgrind: the difference between CG_BIG and CG_SMALL QD1 reads, so that
 # start-up and set-up cancel out.
 CG_SMALL=2000 CG_BIG=22000
+# The large reads of the submit-call rows.
+BIG=$((16 << 20))
+# fio's engines, keyed as in the results.
+declare -A FLABEL=(
+	[posixaio-glibc]="fio posixaio, glibc" [posixaio-aiopool]="fio posixaio, aiopool"
+	[libaio-kernel]="fio libaio, kernel AIO" [libaio-aiopool]="fio libaio, aiopool"
+	[io_uring]="fio io_uring" [psync]="fio psync"
+)
 
 # ---- data files ---------------------------------------------------------
 DIR=$(mktemp -d "$PARENT/aiobench.XXXXXX") || die "cannot create a directory in $PARENT"
@@ -145,12 +153,14 @@ engine_cmd() {
 }
 
 # record WORKLOAD ENGINE REP OUTPUT RC: aiobench's output to raw lines
-# (workload, engine, rep, ops/s, mean us, p99 us, note).
+# (workload, engine, rep, ops/s, mean us, p99 us, note).  The submit-call
+# workloads (sub-*) keep the p50 of the call in the mean's place.
 record() {
 	printf '%s\n' "$4" | awk -v w="$1" -v e="$2" -v r="$3" -v rc="$5" '
 		function kv(k,   i) { for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) return substr($i, length(k) + 2); return "" }
 		/^RESULT/ { cls = kv("cls"); n++
-			printf "%s\t%s\t%s\t%s\t%s\t%s\t\n", w, (cls == "all" ? e : e ":" cls), r, kv("ops"), kv("mean_us"), kv("p99_us") }
+			printf "%s\t%s\t%s\t%s\t%s\t%s\t\n", w, (cls == "all" ? e : e ":" cls), r, kv("ops"),
+				kv(w ~ /^sub-/ ? "p50_us" : "mean_us"), kv("p99_us") }
 		/^NA / { na = substr($0, 4) }
 		{ last = $0 }
 		END {
@@ -186,7 +196,9 @@ group() {
 			w=${spec%%:*} args=${spec#*:}
 			for e in $engines; do
 				if [ "$e" = psync ]; then
+					# shellcheck disable=SC2086
 					q=$(printf '%s\n' $args | sed -n '/^-q$/{n;p}')
+					# shellcheck disable=SC2086
 					t=$(printf '%s\n' $args | sed -n '/^-T$/{n;p}')
 					[ -n "$t" ] || t=$(( ${q:-1} < NPROC ? ${q:-1} : NPROC ))
 					# shellcheck disable=SC2086,SC2046
@@ -227,6 +239,17 @@ else
 	group "SIGEV_THREAD and SIGEV_SIGNAL, QD32" "aiopool glibc" \
 		"sigthread:-w sigthread -q 32 ${T[*]} $ONE" "sigsignal:-w sigsignal -q 32 ${T[*]} $ONE"
 	group "priority: 1 high vs 128 low, one file" "aiopool glibc" "prio:-w prio -q 128 ${T[*]} $ONE"
+	group "4K random reads, QD32, 2 us of work per I/O" "$E" "work-q32:-w read -q 32 -c 2 ${T[*]} $ONE"
+	group "SIGEV_THREAD, batches of 32 awaited whole" "aiopool glibc" "sigbatch:-w sigbatch -q 32 ${T[*]} $ONE"
+	# -t for aiobench's engines, -T (psync's thread count) for psync.
+	group "QD1: 1 thread on 1 file, 2 threads on 2" "aiopool psync" \
+		"ts1:-w read -q 1 -t 1 -T 1 ${T[*]} $DIR/eight0.dat" \
+		"ts2:-w read -q 1 -t 2 -T 2 ${T[*]} $DIR/eight0.dat $DIR/eight1.dat"
+	group "time inside the submit call" "aiopool glibc aiopool-libaio kaio" \
+		"sub-direct:-w submit -D -q 32 ${T[*]} $ONE" \
+		"sub-big:-w submit -b $BIG -q 4 ${T[*]} $ONE" \
+		"sub-biglist:-w submit -l -b $BIG -q 10 ${T[*]} $ONE" \
+		"sub-list:-w submit -l -q 64 ${T[*]} $ONE"
 	printf '%-44s' "aiopool threads, 8 files, QD128"
 	for r in $(seq "$REPS"); do
 		for n in 1 2 4 8 20 64; do
@@ -298,28 +321,38 @@ fio_cell() {
 	printf .
 }
 
+# fio_row WORKLOAD QD FILES DIRECT: fio's engines on one workload.
+fio_row() {
+	local w=$1 q=$2 f=$3 jobs
+	local F=(--filename="$f" --size=1g --file_service_type=random --iodepth="$q" --direct="$4")
+	jobs=$(( q < NPROC ? q : NPROC ))
+	fio_cell "$w" posixaio-glibc "" "${FIOT[@]}" "${F[@]}" --ioengine=posixaio
+	fio_cell "$w" posixaio-aiopool "$LIB" "${FIOT[@]}" "${F[@]}" --ioengine=posixaio
+	fio_cell "$w" libaio-kernel "" "${FIOT[@]}" "${F[@]}" --ioengine=libaio
+	if [ "$HAVE_LIBAIO" = 1 ]; then
+		fio_cell "$w" libaio-aiopool "$LIB" "${FIOT[@]}" "${F[@]}" --ioengine=libaio
+	else
+		printf '%s\t%s\t1\tNA\t\t\t%s\n' "$w" libaio-aiopool "no libaio front end yet" >> "$RAW"
+	fi
+	fio_cell "$w" io_uring "" "${FIOT[@]}" "${F[@]}" --ioengine=io_uring
+	[ "$4" = 1 ] || fio_cell "$w" psync "" "${FIOT[@]}" "${F[@]}" --ioengine=psync --numjobs="$jobs"
+}
+
 if [ "$FIO" = 1 ]; then
 	if command -v fio > /dev/null; then
 		printf '%-44s' "fio: posixaio, libaio, io_uring, psync"
 		FIOT=(--name=bench --rw=randread --bs=4k --invalidate=0 --time_based
 		      --runtime=3 --ramp_time=1 --output-format=json --group_reporting)
-		FILES8=$(echo $EIGHT | tr ' ' ':')
-		for spec in "fio-r1-q1:1:$ONE" "fio-r1-q32:32:$ONE" "fio-r8-q32:32:$FILES8"; do
-			w=${spec%%:*} rest=${spec#*:}
-			q=${rest%%:*} f=${rest#*:}
-			F=(--filename="$f" --size=1g --file_service_type=random --iodepth="$q")
-			jobs=$(( q < NPROC ? q : NPROC ))
-			fio_cell "$w" "fio posixaio, glibc" "" "${FIOT[@]}" "${F[@]}" --ioengine=posixaio
-			fio_cell "$w" "fio posixaio, aiopool" "$LIB" "${FIOT[@]}" "${F[@]}" --ioengine=posixaio
-			fio_cell "$w" "fio libaio, kernel AIO" "" "${FIOT[@]}" "${F[@]}" --ioengine=libaio
-			if [ "$HAVE_LIBAIO" = 1 ]; then
-				fio_cell "$w" "fio libaio, aiopool" "$LIB" "${FIOT[@]}" "${F[@]}" --ioengine=libaio
-			else
-				printf '%s\t%s\t1\tNA\t\t\t%s\n' "$w" "fio libaio, aiopool" "no libaio front end yet" >> "$RAW"
-			fi
-			fio_cell "$w" "fio io_uring" "" "${FIOT[@]}" "${F[@]}" --ioengine=io_uring
-			fio_cell "$w" "fio psync, $jobs job$([ "$jobs" = 1 ] || echo s)" "" "${FIOT[@]}" "${F[@]}" --ioengine=psync --numjobs="$jobs"
-		done
+		fio_row fio-r1-q1 1 "$ONE" 0
+		fio_row fio-r1-q32 32 "$ONE" 0
+		fio_row fio-r8-q32 32 "$(printf '%s' "${EIGHT# }" | tr ' ' ':')" 0
+		if dd if="$ONE" of=/dev/null bs=4k count=1 iflag=direct status=none 2> /dev/null; then
+			fio_row fio-direct 32 "$ONE" 1
+		else
+			for e in posixaio-glibc posixaio-aiopool libaio-kernel libaio-aiopool io_uring; do
+				printf 'fio-direct\t%s\t1\tNA\t\t\tO_DIRECT not supported by this filesystem\n' "$e" >> "$RAW"
+			done
+		fi
 		echo
 	else
 		echo "fio not installed: no referee rows"
@@ -377,10 +410,11 @@ fi
 
 # ---- medians ------------------------------------------------------------
 # Per workload and engine, the run with the median ops/s (the lower middle
-# of an even count); NA or FAIL when no run measured.
+# of an even count), for the submit-call rows (sub-*) the run with the
+# median p50; NA or FAIL when no run measured.
 awk -F'\t' '
 	{ k = $1 SUBSEP $2; if (!(k in seen)) { seen[k] = 1; order[++n] = k }
-	  if ($4 ~ /^[0-9.]+$/) { m = ++cnt[k]; line[k, m] = $0; ops[k, m] = $4 + 0 }
+	  if ($4 ~ /^[0-9.]+$/) { m = ++cnt[k]; line[k, m] = $0; ops[k, m] = ($1 ~ /^sub-/ ? $5 : $4) + 0 }
 	  else bad[k] = $0 }
 	END {
 		for (i = 1; i <= n; i++) {
@@ -420,8 +454,16 @@ ratio() {
 		printf -- -
 	fi
 }
+# p50_ratio A B: the submit call's p50 (kept as the mean) of A over B's, or -
+p50_ratio() {
+	if num "$1" && num "$2" && [[ ${MEAN[$1]-} =~ ^[0-9.]+$ ]] && [[ ${MEAN[$2]-} =~ ^[0-9.]+$ ]]; then
+		awk -v a="${MEAN[$1]}" -v b="${MEAN[$2]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'
+	else
+		printf -- -
+	fi
+}
 fmt_ops() { num "$1" && printf '%.0f' "${OPS[$1]}" || printf '%s' "${OPS[$1]:-}"; }
-fmt_us() { [[ $1 =~ ^[0-9.]+$ ]] && printf '%.1f' "$1" || printf -- -; }
+fmt_us() { [[ $1 =~ ^[0-9.]+$ ]] && printf "%.${2:-1}f" "$1" || printf -- -; }
 
 # ---- tables --------------------------------------------------------------
 # table_rows STYLE WORKLOAD ENGINE...: one row per engine; STYLE text or md.
@@ -448,7 +490,7 @@ table_rows() {
 			printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$WLABEL" "$lab" "$o" "$m" "$p" "$r1" "$r2"
 			WLABEL=
 		else
-			printf '  %-44.44s %-30.30s %10s %9s %9s %8s %8s\n' "$WLABEL" "$lab" "$o" "$m" "$p" "$r1" "$r2"
+			printf '  %-52.52s %-30.30s %10s %9s %9s %8s %8s\n' "${WLABEL//µ/u}" "$lab" "$o" "$m" "$p" "$r1" "$r2"
 			WLABEL=
 		fi
 	done
@@ -460,6 +502,15 @@ for q in 1 8 32 128; do
 	WNAME[r1-q$q]="4K random reads, 1 file, QD$q" WNAME[r8-q$q]="4K random reads, 8 files, QD$q"
 done
 PSYNC_T[direct]=32 PSYNC_T[append]=$NPROC PSYNC_T[mixed]=$NPROC PSYNC_T[lio]=$NPROC
+PSYNC_T[work-q32]=${PSYNC_T[r1-q32]} PSYNC_T[ts1]=1 PSYNC_T[ts2]=2
+WNAME[work-q32]="4K random reads, 1 file, QD32, 2 µs of work per I/O"
+WNAME[sigbatch]="SIGEV_THREAD, batches of 32, each awaited whole"
+WNAME[ts1]="4K random reads, QD1: 1 thread on 1 file"
+WNAME[ts2]="4K random reads, QD1 each: 2 threads on 2 files"
+WNAME[sub-direct]="O_DIRECT 4 KiB reads, 32 calls of one: aio_read, io_submit"
+WNAME[sub-big]="$((BIG >> 20)) MiB cached reads, 4 calls of one: aio_read, io_submit"
+WNAME[sub-biglist]="lists of 10 $((BIG >> 20)) MiB cached reads: lio_listio(LIO_NOWAIT), io_submit"
+WNAME[sub-list]="lists of 64 4 KiB cached reads: lio_listio(LIO_NOWAIT), io_submit"
 WNAME[direct]="4K random reads, O_DIRECT, QD32"
 WNAME[append]="64K O_APPEND writes, QD8"
 WNAME[mixed]="4K r/w 50/50, fsync every 64 writes, QD32"
@@ -469,7 +520,7 @@ WNAME[sigsignal]="SIGEV_SIGNAL notifications, QD32"
 if [ "$MODE" = quick ]; then
 	MAIN_WL="r1-q1 r1-q32 r8-q32 lio sigthread"
 else
-	MAIN_WL="r1-q1 r1-q8 r1-q32 r1-q128 r8-q1 r8-q8 r8-q32 r8-q128 direct append mixed lio sigthread sigsignal"
+	MAIN_WL="r1-q1 r1-q8 r1-q32 r1-q128 r8-q1 r8-q8 r8-q32 r8-q128 direct work-q32 append mixed lio sigthread sigsignal sigbatch ts1 ts2"
 fi
 
 main_table() {
@@ -478,7 +529,7 @@ main_table() {
 		echo "| workload | engine | ops/s | mean µs | p99 µs | aiopool POSIX ÷ this | aiopool libaio ÷ this |"
 		echo "|---|---|--:|--:|--:|--:|--:|"
 	else
-		printf '  %-44s %-30s %10s %9s %9s %8s %8s\n' workload engine ops/s "mean us" "p99 us" "posix÷" "libaio÷"
+		printf '  %-52s %-30s %10s %9s %9s %8s %8s\n' workload engine ops/s "mean us" "p99 us" "posix÷" "libaio÷"
 	fi
 	for w in $MAIN_WL; do
 		WLABEL=${WNAME[$w]}
@@ -525,22 +576,27 @@ sweep_table() {
 }
 
 fio_table() {
-	local style=$1 w e k
+	local style=$1 w e k lab j
 	[ "$style" = md ] && echo "| workload | fio engine | IOPS | mean µs | p99 µs (completion) |" && echo "|---|---|--:|--:|--:|"
-	for w in fio-r1-q1 fio-r1-q32 fio-r8-q32; do
+	for w in fio-r1-q1 fio-r1-q32 fio-r8-q32 fio-direct; do
 		WLABEL=${WNAME[${w#fio-}]}
 		while IFS=$'\t' read -r ww e _; do
 			[ "$ww" = "$w" ] || continue
 			k=$w/$e
+			lab=${FLABEL[$e]:-$e}
+			if [ "$e" = psync ]; then
+				j=$(( ${w#fio-r?-q} < NPROC ? ${w#fio-r?-q} : NPROC ))
+				lab="$lab, $j job$([ "$j" = 1 ] || echo s)"
+			fi
 			if num "$k"; then
 				set -- "$(fmt_ops "$k")" "$(fmt_us "${MEAN[$k]}")" "$(fmt_us "${P99[$k]}")"
 			else
 				set -- "n/a (${NOTE[$k]})" "" ""
 			fi
 			if [ "$style" = md ]; then
-				printf '| %s | %s | %s | %s | %s |\n' "$WLABEL" "$e" "$1" "$2" "$3"
+				printf '| %s | %s | %s | %s | %s |\n' "$WLABEL" "$lab" "$1" "$2" "$3"
 			else
-				printf '  %-32.32s %-26s %10s %9s %9s\n' "$WLABEL" "$e" "$1" "$2" "$3"
+				printf '  %-32.32s %-26s %10s %9s %9s\n' "$WLABEL" "$lab" "$1" "$2" "$3"
 			fi
 			WLABEL=
 		done < "$MED"
@@ -601,60 +657,101 @@ mem_table() {
 	done
 }
 
-# ---- targets ---------------------------------------------------------
-# target STYLE TEXT MEASURED-RATIO GOAL
-target() {
-	local style=$1 text=$2 r=$3 goal=$4 verdict
+# The time inside the submit call: p50 and p99 per engine.
+submit_table() {
+	local style=$1 w e k r
+	[ "$style" = md ] && echo "| submit call | engine | p50 µs | p99 µs | aiopool POSIX ÷ this (p50) |" &&
+		echo "|---|---|--:|--:|--:|"
+	for w in sub-direct sub-big sub-biglist sub-list; do
+		WLABEL=${WNAME[$w]}
+		[ "$style" = md ] || printf '  %s\n' "$WLABEL"
+		for e in aiopool glibc aiopool-libaio kaio; do
+			k=$w/$e
+			[ -n "${OPS[$k]+x}" ] || continue
+			if num "$k"; then
+				r=$(p50_ratio "$w/aiopool" "$k")
+				set -- "${LABEL[$e]}" "$(fmt_us "${MEAN[$k]}" 2)" "$(fmt_us "${P99[$k]}" 2)" "$r"
+			else
+				set -- "${LABEL[$e]} (${NOTE[$k]})" "n/a" "" ""
+			fi
+			if [ "$style" = md ]; then
+				printf '| %s | %s | %s | %s | %s |\n' "$WLABEL" "$1" "$2" "$3" "$4"
+				WLABEL=
+			else
+				printf '    %-40.40s p50 %9s us  p99 %9s us  posix÷ %s\n' "$1" "$2" "$3" "$4"
+			fi
+		done
+	done
+}
+
+# ---- goals ----------------------------------------------------------------
+# goal STYLE WORKLOAD GOAL-TEXT MEASURED-RATIO GOAL ge|le: one row; in the
+# short run only the goals it measured.
+goal() {
+	local style=$1 w=$2 text=$3 r=$4 g=$5 dir=$6 verdict m
 	if [ "$r" = - ] || [ -z "$r" ]; then
-		verdict="not measured"
-	elif awk -v r="$r" -v g="$goal" 'BEGIN { exit !(r >= g) }'; then
-		verdict=met
+		[ "$MODE" = full ] || return 0
+		verdict="not measured" m=-
+	elif awk -v r="$r" -v g="$g" -v d="$dir" 'BEGIN { exit !(d == "ge" ? r >= g : r <= g) }'; then
+		verdict=yes m=${r}x
 	else
-		verdict=MISSED
+		verdict=no m=${r}x
 	fi
 	if [ "$style" = md ]; then
-		printf '| %s | %s | ≥ %s | %s |\n' "$text" "$r" "$goal" "$verdict"
+		printf '| %s | %s | %s | %s |\n' "$w" "$text" "$m" "$verdict"
 	else
-		printf '  %-58s %7s  (goal >= %s)  %s\n' "$text" "$r" "$goal" "$verdict"
+		text=${text//≥/>=} text=${text//≤/<=} text=${text//×/x} w=${w//×/x}
+		printf '  %-60.60s %-28s %8s  %s\n' "$w" "$text" "$m" "$verdict"
 	fi
 }
 
-targets() {
-	local style=$1 best v r
-	[ "$style" = md ] && echo "| target | measured | goal | |" && echo "|---|--:|--:|---|"
-	target "$style" "QD32, 1 file: aiopool POSIX ÷ glibc" "$(ratio r1-q32/aiopool r1-q32/glibc)" 4
-	target "$style" "QD32, 1 file: aiopool POSIX ÷ psync, $NPROC threads" "$(ratio r1-q32/aiopool r1-q32/psync)" 0.75
-	target "$style" "QD1 round trip: aiopool POSIX ÷ psync, 1 thread" "$(ratio r1-q1/aiopool r1-q1/psync)" 0.6
-	target "$style" "QD32, 8 files: aiopool POSIX ÷ glibc" "$(ratio r8-q32/aiopool r8-q32/glibc)" 10
-	if [ "$MODE" = full ]; then
-		target "$style" "QD32, 1 file: aiopool libaio ÷ kernel AIO" "$(ratio r1-q32/aiopool-libaio r1-q32/kaio)" 2
-		target "$style" "QD32, 1 file: aiopool libaio ÷ io_uring" "$(ratio r1-q32/aiopool-libaio r1-q32/uring)" 1
+goals() {
+	local style=$1 t=${PSYNC_T[r1-q32]}
+	if [ "$style" = md ]; then
+		echo "| workload | goal | measured | met? |"
+		echo "|---|---|--:|---|"
+	else
+		printf '  %-60s %-28s %8s  %s\n' workload goal measured "met?"
 	fi
-	target "$style" "SIGEV_THREAD completions: aiopool ÷ glibc" "$(ratio sigthread/aiopool sigthread/glibc)" 10
-	[ "$MODE" = full ] && target "$style" "SIGEV_SIGNAL completions: aiopool ÷ glibc" "$(ratio sigsignal/aiopool sigsignal/glibc)" 1
-	target "$style" "lio_listio batches of 64: aiopool ÷ glibc" "$(ratio lio/aiopool lio/glibc)" 3
+	goal "$style" "fio posixaio QD32, 1 cached file" "≥ 1.3x io_uring" \
+		"$(ratio fio-r1-q32/posixaio-aiopool fio-r1-q32/io_uring)" 1.3 ge
+	goal "$style" "fio posixaio QD32, 1 cached file" "≥ 1.8x glibc" \
+		"$(ratio fio-r1-q32/posixaio-aiopool fio-r1-q32/posixaio-glibc)" 1.8 ge
+	goal "$style" "fio posixaio QD1, 1 cached file" "≥ 0.85x psync" \
+		"$(ratio fio-r1-q1/posixaio-aiopool fio-r1-q1/psync)" 0.85 ge
+	goal "$style" "fio posixaio QD32, 8 cached files" "≥ 10x glibc" \
+		"$(ratio fio-r8-q32/posixaio-aiopool fio-r8-q32/posixaio-glibc)" 10 ge
+	goal "$style" "fio libaio QD32 under aiopool, 1 cached file" "≥ 1.3x kernel AIO" \
+		"$(ratio fio-r1-q32/libaio-aiopool fio-r1-q32/libaio-kernel)" 1.3 ge
+	goal "$style" "fio libaio QD32 under aiopool, 1 cached file" "≥ 1.0x io_uring" \
+		"$(ratio fio-r1-q32/libaio-aiopool fio-r1-q32/io_uring)" 1.0 ge
+	goal "$style" "fio libaio O_DIRECT QD32 under aiopool" "≥ 0.9x kernel AIO" \
+		"$(ratio fio-direct/libaio-aiopool fio-direct/libaio-kernel)" 0.9 ge
+	goal "$style" "aiobench QD32, 1 file, aiopool POSIX" "≥ 0.75x psync × $t thread$([ "$t" = 1 ] || echo s)" \
+		"$(ratio r1-q32/aiopool r1-q32/psync)" 0.75 ge
+	goal "$style" "submit call p50, aio_read O_DIRECT 4 KiB" "≤ 2x glibc's" \
+		"$(p50_ratio sub-direct/aiopool sub-direct/glibc)" 2 le
+	goal "$style" "submit call p50, lio_listio(LIO_NOWAIT) 10 × $((BIG >> 20)) MiB" "≤ 2x glibc's" \
+		"$(p50_ratio sub-biglist/aiopool sub-biglist/glibc)" 2 le
+	goal "$style" "submit call p50, lio_listio(LIO_NOWAIT) 64 × 4 KiB" "≤ 2x glibc's" \
+		"$(p50_ratio sub-list/aiopool sub-list/glibc)" 2 le
+	goal "$style" "lio_listio(LIO_WAIT) batches of 64" "≥ 3x glibc" \
+		"$(ratio lio/aiopool lio/glibc)" 3 ge
+	goal "$style" "SIGEV_THREAD completions, batches of 32 each awaited whole" "≥ 10x glibc" \
+		"$(ratio sigbatch/aiopool sigbatch/glibc)" 10 ge
+	goal "$style" "2 submitting threads on 2 files, QD1, aiopool POSIX" "≥ 1.8x 1 thread on 1 file" \
+		"$(ratio ts2/aiopool ts1/aiopool)" 1.8 ge
+}
+
+# The command that reproduces this run.
+reproduce() {
+	local f="--secs $SECS --warm $WARM --reps $REPS"
 	if [ "$MODE" = full ]; then
-		best=
-		for v in 1 2 4 8 20; do
-			num "thr-$v" || continue
-			if [ -z "$best" ] || awk -v a="${OPS[thr-$v]}" -v b="${OPS[$best]}" 'BEGIN { exit !(a > b) }'; then
-				best=thr-$v
-			fi
-		done
-		r=-
-		[ -n "$best" ] && r=$(ratio thr-64 "$best")
-		target "$style" "64 workers ÷ best of 1-20 workers (8 files, QD128)" "$r" 0.8
-		# Memory: 100,000 in flight complete, and the workers go idle.
-		local v=- verdict="not measured"
-		if num mem/aiopool; then
-			v="${OPS[mem/aiopool]} B/request; workers: ${NOTE[mem/aiopool]:-?}"
-			case ${NOTE[mem/aiopool]:-} in 0\ *) verdict=met ;; *) verdict=MISSED ;; esac
-		fi
-		if [ "$style" = md ]; then
-			printf '| %s | %s | %s | %s |\n' "100,000 requests in flight; idle workers exit" "$v" "all complete, 0 left" "$verdict"
-		else
-			printf '  %-58s %s  %s\n' "100,000 requests in flight; idle workers exit" "$v" "$verdict"
-		fi
+		[ "$FIO" = 1 ] || f="$f --no-fio"
+		[ "$CALLGRIND" = 1 ] || f="$f --no-callgrind"
+		printf 'make bench BENCH_FLAGS="%s"' "$f"
+	else
+		printf 'make bench-quick BENCH_FLAGS="%s"' "$f"
 	fi
 }
 
@@ -676,6 +773,9 @@ if [ "$MODE" = full ]; then
 	echo "== the RWF_NOWAIT fast path: AIOPOOL_FASTPATH=0 and 1, 1 file"
 	fp_table text
 	echo
+	echo "== time inside the submit call (clock_gettime around the call alone)"
+	submit_table text
+	echo
 	echo "== 100,000 one-byte reads queued on an empty pipe"
 	mem_table text
 	if [ "$FIO" = 1 ]; then
@@ -689,10 +789,10 @@ if [ "$MODE" = full ]; then
 		cg_table text
 	fi
 fi
-echo
-echo "== targets"
-targets text
 [ -n "$RESULTS" ] && echo && echo "raw results (every run): $RESULTS"
+echo
+echo "== goals (ratios within this run; reproduce: $(reproduce))"
+goals text
 
 [ "$MODE" = full ] && [ -n "$DOCS" ] || exit 0
 
@@ -761,17 +861,31 @@ GEN=$DIR/generated.md
 	echo "load average $LOAD at the start, $LOAD_END at the end.  Each aiobench figure is the median of $REPS runs of"
 	echo "${SECS} s (after ${WARM} s of warm-up), the engines of a workload interleaved."
 	echo "psync uses min(queue depth, $NPROC) threads (32 for O_DIRECT).  Ratios are aiopool's"
-	echo "ops/s over the row's, all from this one run."
+	echo "ops/s over the row's, all from this one run.  To reproduce:"
 	echo
-	echo "### Targets"
+	echo "    $(reproduce)"
 	echo
-	targets md
+	echo "### Goals"
+	echo
+	echo "Each goal is a ratio of two figures from this run: aiopool's over the"
+	echo "reference engine's (for the submit call, aiopool's p50 over glibc's, where"
+	echo "lower is better)."
+	echo
+	goals md
 	echo
 	echo "### Side by side"
 	echo
 	main_table md
 	echo
 	[ "$PNG_OK" = 1 ] && echo "![throughput against queue depth per engine](performance.png)" && echo
+	echo "### Time inside the submit call"
+	echo
+	echo "clock_gettime around the submit call alone (the requests are prepared"
+	echo "before it and reaped after); each round submits its requests, then waits"
+	echo "for all of them."
+	echo
+	submit_table md
+	echo
 	echo "### Priority"
 	echo
 	echo "One aio_reqprio 0 request in flight (resubmitted as it completes) while 128"
@@ -804,6 +918,8 @@ GEN=$DIR/generated.md
 		echo
 		echo "fio $FIOVER, --invalidate=0 so that the files stay"
 		echo "cached, 3 s after 1 s of ramp, one run each; aiopool through LD_PRELOAD."
+		echo "fio does its own work on every I/O (its accounting, its latency"
+		echo "histograms), as a real program does; the O_DIRECT rows read the disk."
 		echo
 		fio_table md
 	fi
@@ -845,6 +961,9 @@ full run; the rest is kept by hand.
     make bench-quick    # the headline rows, about a minute
     make bench BENCH_FLAGS="--secs 2 --reps 5"   # longer, steadier runs
 
+Each full run ends with the goals table (also printed at the end of
+`make bench`'s output) and states, at the top of its results, the exact
+`make bench` command that reproduces it.
 `make bench-quick` (and `make demo`, which first copies a file through
 aiopool and compares it) prints the headline rows only and writes nothing
 here.  `bench/run.sh --from build/bench-results.tsv --docs docs` renders an
@@ -892,6 +1011,35 @@ as ratios from one run.
   last 99,000, then the pipe is fed and every read must get its byte.
   The first 1,000 start the engine so that threads and caches are not
   counted as per-request cost.
+- **Time inside the submit call**: rounds of requests, each round
+  submitted and then waited for; `clock_gettime` is read just before and
+  just after each submit call (`aio_read`, `lio_listio(LIO_NOWAIT)`,
+  `io_submit`), the requests having been prepared before it, and the p50
+  and p99 of those calls are kept.  Four cases: O_DIRECT 4 KiB reads
+  submitted one per call (32 per round), 16 MiB cached reads one per call
+  (4 per round), lists of ten 16 MiB cached reads, lists of 64 4 KiB
+  cached reads.  A call that does the read itself shows it here: this is
+  the time the program cannot spend on anything else.
+- **CPU work per completion**: real programs do something with each
+  result.  `aiobench -c USEC` spends that long on every completion in a
+  busy loop (calibrated at start-up against CLOCK_MONOTONIC, not a sleep);
+  the "2 µs of work per I/O" rows use `-c 2`, psync threads included.
+- **SIGEV_THREAD batches**: 32 reads submitted with SIGEV_THREAD, then the
+  program waits until all 32 functions have run (the last posts a
+  semaphore), and starts the next batch; latency is the batch's.
+- **Submitting threads**: `aiobench -t 2` with two files runs two threads,
+  each with its own file and its own queue of QD requests (its own aiocb
+  list, io_context or ring); against one thread on one file, for aiopool
+  POSIX and for psync.
+- **fio**, the outside referee: posixaio under aiopool (LD_PRELOAD) and on
+  glibc, libaio under aiopool and on the kernel, io_uring and psync, 4 KiB
+  random reads at QD1 and QD32 on the cached 1 GiB file and at QD32 over
+  the eight files, plus O_DIRECT at QD32 (libaio, posixaio, io_uring), 3 s
+  after 1 s of ramp.  fio does its own work on every I/O, as a real program
+  does; aiobench's loops do none unless `-c` asks.
+- **Goals** are ratios of two figures from the same run, aiopool's over a
+  reference engine's (for the submit call, aiopool's p50 over glibc's,
+  where lower is better); "met?" reads that one run.
 - **Noise**: every workload runs its engines in turn, `--reps` rounds, and
   keeps each engine's median run; the load average at the start and the end
   is recorded with the figures.  On a shared machine absolute figures move
@@ -917,9 +1065,9 @@ _To be written from the per-fd concurrency sweep above._
 
 _To be written: what it does to the QD1 round trip and to the notification rows._
 
-### Targets not met
+### Goals not met
 
-_To be written: which target is missed, by how much, and why._
+_To be written: which goal is missed, by how much, and why._
 EOF
 	} > "$MD"
 fi
