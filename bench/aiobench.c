@@ -273,6 +273,18 @@ static struct req *alloc_reqs(int n, size_t bs)
 	return v;
 }
 
+/* n requests of bs bytes each, and an array of pointers to them, for the
+ * engines' submit calls. */
+static struct req **alloc_req_ptrs(int n, size_t bs)
+{
+	struct req *reqs = alloc_reqs(n, bs);
+	struct req **v = xalloc(sizeof(*v) * (size_t)n);
+
+	for (int i = 0; i < n; i++)
+		v[i] = &reqs[i];
+	return v;
+}
+
 /* The next request of the workload into r (keeps r's buffer, class and
  * priority).  Shared by every engine and thread. */
 static void gen(struct req *r)
@@ -708,19 +720,23 @@ static double run_async(const struct engine *e, struct stat_cls *st)
 	return window_secs(&w, t);
 }
 
+/* Reaps exactly n completions into done. */
+static void reap_all(const struct engine *e, struct req **done, int n)
+{
+	for (int got = 0; got < n;)
+		got += e->reap(done + got, n - got);
+}
+
 /* Batches of wl.qd requests, each submitted at once and waited for as a
  * whole; the latency is the batch's. */
 static double run_lio(const struct engine *e)
 {
 	int n = wl.qd;
-	struct req *reqs = alloc_reqs(n, wl.bs);
-	struct req **v = xalloc(sizeof(*v) * (size_t)n);
+	struct req **v = alloc_req_ptrs(n, wl.bs);
 	struct req **done = xalloc(sizeof(*done) * (size_t)n);
 	unsigned long long batches = 0;
 	uint64_t t;
 
-	for (int i = 0; i < n; i++)
-		v[i] = &reqs[i];
 	e->setup(n);
 	struct window w = window_open();
 	do {
@@ -731,8 +747,7 @@ static double run_lio(const struct engine *e)
 			e->batch(v, n);
 		} else {
 			e->submit(v, n);
-			for (int got = 0; got < n;)
-				got += e->reap(done + got, n - got);
+			reap_all(e, done, n);
 		}
 		t = now_ns();
 		for (int i = 0; i < n; i++) {
@@ -811,14 +826,11 @@ static double run_submit(const struct engine *e)
 {
 	int n = wl.qd;
 	bool posix = !strcmp(e->name, "posix");
-	struct req *reqs = alloc_reqs(n, wl.bs);
-	struct req **v = xalloc(sizeof(*v) * (size_t)n);
+	struct req **v = alloc_req_ptrs(n, wl.bs);
 	struct req **done = xalloc(sizeof(*done) * (size_t)n);
 	unsigned long long rounds = 0;
 	uint64_t t;
 
-	for (int i = 0; i < n; i++)
-		v[i] = &reqs[i];
 	e->setup(n);
 	struct window w = window_open();
 	do {
@@ -828,8 +840,7 @@ static double run_submit(const struct engine *e)
 			px_submit_timed(v, n, &w);
 		else
 			la_submit_timed(v, n, &w);
-		for (int got = 0; got < n;)
-			got += e->reap(done + got, n - got);
+		reap_all(e, done, n);
 		t = now_ns();
 		for (int i = 0; i < n; i++) {
 			check(done[i]);
