@@ -99,6 +99,15 @@ static inline unsigned long stats_running(void)
 	return stats_now().running;
 }
 
+/* fd's file size (the test fails if fstat does). */
+static inline off_t size_of(int fd)
+{
+	struct stat st;
+
+	cr_assert_eq(fstat(fd, &st), 0);
+	return st.st_size;
+}
+
 /* A temporary regular file of n bytes whose byte i is pattern(i); unlinked
  * at once, so nothing is left behind. */
 static inline unsigned char pattern(long long i)

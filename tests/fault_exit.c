@@ -16,14 +16,6 @@
 #include <sched.h>
 #include <sys/stat.h>
 
-static off_t size_of(int fd)
-{
-	struct stat st;
-
-	cr_assert_eq(fstat(fd, &st), 0);
-	return st.st_size;
-}
-
 /* Undoes uffd_open (common.h has no helper for it). */
 static void uffd_done(struct uffd *u)
 {

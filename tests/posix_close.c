@@ -13,14 +13,6 @@ static int empty_file(void)
 	return temp_file(0, 0);
 }
 
-static off_t size_of(int fd)
-{
-	struct stat st;
-
-	cr_assert_eq(fstat(fd, &st), 0);
-	return st.st_size;
-}
-
 Test(posix_close, close_cancels_queued_requests_and_frees_the_number)
 {
 	struct blocker b;
