@@ -104,9 +104,11 @@ int ap_fd_dup(int fd)
 	int base = pin_base(), d;
 
 	/* Never 0-2: a daemon that closes stdin and opens /dev/null expects
-	 * to get 0. */
+	 * to get 0.  Low numbers only when no high one is free (EMFILE, or
+	 * EINVAL: the limit went down since): not on EBADF, when the fd may
+	 * name another file a moment later, which the retry would pin low. */
 	d = fcntl(fd, F_DUPFD_CLOEXEC, base < 3 ? 3 : base);
-	if (d < 0 && base > 3)
+	if (d < 0 && base > 3 && (errno == EMFILE || errno == EINVAL))
 		d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	return d;
 }
