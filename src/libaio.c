@@ -18,6 +18,7 @@
  *            it named when made before every use (see "aiopool's own
  *            descriptors"); none is needed for a call to succeed but the
  *            RESFD duplicate.
+ *   max_nr   fs.aio-max-nr, written once by the constructor.
  *
  * Locks: reg.lock, poller.lock and a context's lock are never held across
  * an engine call, nor together but by fork's prepare handler (reg.lock,
@@ -166,7 +167,12 @@ static bool bad_zero_out(void *p)
  * name still what it named when it was made; a number that fails is
  * forgotten, never written, read or closed.  Wake-ups are pipes: each has
  * an inode of its own, so fstat tells it from any file that may take its
- * number (all eventfds share one inode and could not be told apart). */
+ * number (all eventfds share one inode and could not be told apart).
+ * A new descriptor takes the lowest free number; for the moment before it
+ * is moved high (wake_move), another thread's dup2() onto that number can
+ * make it the program's, so each is checked again before it is closed or
+ * kept.  The front end opens no other file: io_setup's limit is read when
+ * the library is loaded. */
 struct fdid {
 	dev_t dev;
 	ino_t ino;
@@ -199,6 +205,28 @@ struct wakepipe {
 };
 #define WAKEPIPE_NONE ((struct wakepipe){ -1, -1, { 0, 0 } })
 
+/* A new pipe end, fd, moved out of the low numbers a program expects its
+ * next open() to get (where no high one is free, the low one serves); -1
+ * if it is no longer the pipe id names.  For the moment it was at the low
+ * number, another thread's dup2() onto that number makes it the program's
+ * file: that one is neither closed nor kept. */
+static int wake_move(int fd, const struct fdid *id)
+{
+	int d = ap_fd_dup(fd);
+
+	if (d < 0)
+		return fdid_same(fd, id->dev, id->ino) ? fd : -1;
+	if (!fdid_same(d, id->dev, id->ino)) {
+		ap_close(d);   /* a duplicate of the program's file */
+		return -1;
+	}
+	if (fdid_same(fd, id->dev, id->ino))
+		ap_close(fd);
+	return d;
+}
+
+static void wake_close(struct wakepipe *w);
+
 /* A new pipe in *w; false (and *w none) if there is no descriptor free. */
 static bool wake_open(struct wakepipe *w)
 {
@@ -207,23 +235,15 @@ static bool wake_open(struct wakepipe *w)
 	*w = WAKEPIPE_NONE;
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
 		return false;
-	/* Out of the low numbers a program expects its next open() to get;
-	 * where no high one is free, the low one serves. */
-	for (int i = 0; i < 2; i++) {
-		int d = ap_fd_dup(p[i]);
-		if (d >= 0) {
-			ap_close(p[i]);
-			p[i] = d;
-		}
-	}
-	if (!fdid_take(p[0], &w->id)) {
-		ap_close(p[0]);
-		ap_close(p[1]);
+	/* Both ends have the pipe's inode. */
+	if (!fdid_take(p[1], &w->id) && !fdid_take(p[0], &w->id))
 		return false;
-	}
-	w->rfd = p[0];
-	w->wfd = p[1];
-	return true;
+	w->rfd = wake_move(p[0], &w->id);
+	w->wfd = wake_move(p[1], &w->id);
+	if (w->rfd >= 0 && w->wfd >= 0)
+		return true;
+	wake_close(w);   /* the end that is still the pipe */
+	return false;
 }
 
 static bool wake_ours(const struct wakepipe *w, int fd)
@@ -906,31 +926,33 @@ static void aio_atfork_child(void)
 	destroy_chan = (struct ap_chan){ 0, 0 };
 }
 
+static void read_aio_max_nr(void);
+
 __attribute__((constructor)) static void aio_init(void)
 {
 	ap_atfork_register(aio_atfork_prepare, aio_atfork_parent,
 	                   aio_atfork_child);
+	read_aio_max_nr();
 }
 
 /* ---- io_setup, io_destroy ------------------------------------------------- */
 
-static unsigned long aio_max_nr(void)
-{
-	static unsigned long cached;
-	unsigned long v = ap_load_relaxed(&cached);
-	FILE *f;
+/* fs.aio-max-nr, read when the library is loaded (the kernel's default
+ * without /proc), so that io_setup opens no file: a descriptor it held for
+ * a moment could be the number another thread's dup2() is about to
+ * replace, and closing it then would close that thread's file. */
+static unsigned long max_nr = 65536;
 
-	if (v)
-		return v;
-	v = 65536;   /* the kernel's default */
-	if ((f = fopen("/proc/sys/fs/aio-max-nr", "re")) != NULL) {
-		unsigned long x;
-		if (fscanf(f, "%lu", &x) == 1 && x > 0)
-			v = x;
-		fclose(f);
-	}
-	ap_store_relaxed(&cached, v);
-	return v;
+static void read_aio_max_nr(void)
+{
+	FILE *f = fopen("/proc/sys/fs/aio-max-nr", "re");
+	unsigned long x;
+
+	if (!f)
+		return;
+	if (fscanf(f, "%lu", &x) == 1 && x > 0)
+		max_nr = x;
+	fclose(f);
 }
 
 static int la_setup(int maxevents, io_context_t *ctxp)
@@ -947,7 +969,7 @@ static int la_setup(int maxevents, io_context_t *ctxp)
 		return -EINVAL;
 	if (nr == 0 || nr > MAX_EVENTS)   /* a negative int is huge */
 		return -EINVAL;
-	if (nr > aio_max_nr())
+	if (nr > max_nr)
 		return -EAGAIN;
 	if (bad_zero_out(ctxp))
 		return -EFAULT;   /* the kernel's final put_user would fault */
