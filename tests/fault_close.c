@@ -32,7 +32,9 @@
  * src/fdclose.c; tests/posix_close.c has the basic cases.) */
 #include "libaio_common.h"
 
+#include <dlfcn.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 
 /* Undoes uffd_open (common.h has no helper for it). */
@@ -569,7 +571,7 @@ static void *posix_submitter(void *arg)
 					snprintf(s->why, sizeof s->why, "write %" PRIu64 ": %s, %zd",
 					         recs[i].seq, strerror(e), r);
 				busy[i] = false;
-				s->n++;
+				__atomic_add_fetch(&s->n, 1, __ATOMIC_SEQ_CST);
 			}
 			if (__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE))
 				continue;
@@ -650,7 +652,7 @@ static void *libaio_submitter(void *arg)
 				snprintf(s->why, sizeof s->why, "write %" PRIu64 ": res %ld", recs[i].seq, res);
 			busy[i] = false;
 			inflight--;
-			s->n++;
+			__atomic_add_fetch(&s->n, 1, __ATOMIC_SEQ_CST);
 		}
 		if (now_ms() > end) {
 			if (!s->bad++)
@@ -676,6 +678,11 @@ static void close_and_reuse(bool strict)
 		cr_assert_eq(pthread_create(&subs[k].self, NULL,
 		                            k ? libaio_submitter : posix_submitter, &subs[k]), 0);
 	}
+	/* The churn starts once both submit: the libaio one's io_setup is then
+	 * behind it, and neither ends having done nothing. */
+	wait_until(__atomic_load_n(&subs[0].n, __ATOMIC_SEQ_CST) > 0 &&
+	           __atomic_load_n(&subs[1].n, __ATOMIC_SEQ_CST) > 0,
+	           "the submitters never ended a request");
 	for (int g = 0; g < GENS; g++) {
 		int nf = temp_file(0, O_APPEND);
 		sleep_ms(1 + g % 3);
@@ -758,4 +765,69 @@ Test(fault_close, close_and_reuse_while_threads_submit, .timeout = 120)
 Test(fault_close, close_and_reuse_keeps_each_file_in_order, .timeout = 120)
 {
 	close_and_reuse(true);
+}
+
+/* ---- a number closed for a moment while its file is pinned --------------- */
+
+/* The library's fcntl() comes here first (the program's definition goes
+ * before libc's): while dupfd_closed is fd's number, F_DUPFD_CLOEXEC of it
+ * at a high base fails with EBADF once, as if the number had been closed
+ * for that moment and reopened right after. */
+static int dupfd_closed = -1;
+
+int fcntl(int fd, int cmd, ...)
+{
+	int (*next)(int, int, ...) = (int (*)(int, int, ...))dlsym(RTLD_NEXT, "fcntl");
+	int want = fd;
+	va_list ap;
+	long arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, long);   /* as libc's own fcntl reads it */
+	va_end(ap);
+	if (cmd == F_DUPFD_CLOEXEC && arg > 3 &&
+	    __atomic_compare_exchange_n(&dupfd_closed, &want, -1, false,
+	                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+		errno = EBADF;
+		return -1;
+	}
+	return next(fd, cmd, arg);
+}
+
+/* How many of the numbers below 1024 name the file fd names. */
+static int low_names_of(int fd)
+{
+	struct stat want, st;
+	int n = 0;
+
+	cr_assert_eq(fstat(fd, &want), 0);
+	for (int d = 0; d < 1024; d++)
+		if (syscall(SYS_fstat, d, &st) == 0 && st.st_dev == want.st_dev &&
+		    st.st_ino == want.st_ino)
+			n++;
+	return n;
+}
+
+/* A write's fd is closed just as its file is pinned (and the number taken
+ * again at once): the request ends with EBADF, as on a number closed at
+ * submission, and aiopool keeps no duplicate among the low numbers, which
+ * programs expect their next open() to get. */
+Test(fault_close, number_closed_while_pinned_is_ebadf_and_pins_nothing_low)
+{
+	int f = temp_file(0, 0);
+	char buf[64] = "record";
+	struct aiocb cb;
+
+	fill_cb(&cb, f, buf, sizeof buf, 0);
+	__atomic_store_n(&dupfd_closed, f, __ATOMIC_SEQ_CST);
+	cr_assert_eq(aio_write(&cb), 0);
+	wait_until(aio_error(&cb) != EINPROGRESS, "the write never ended");
+	cr_assert_eq(__atomic_load_n(&dupfd_closed, __ATOMIC_SEQ_CST), -1,
+	             "the file was never pinned");
+	cr_assert_eq(aio_error(&cb), EBADF, "the write ended with %s",
+	             strerror(aio_error(&cb)));
+	cr_assert_eq(aio_return(&cb), -1);
+	cr_assert_eq(low_names_of(f), 1, "a duplicate of the file below 1024");
+	cr_assert_eq(size_of(f), 0, "the write reached the file");
+	close(f);
 }

@@ -2,10 +2,13 @@
  * file it was submitted on, not its fd number; the descriptors aiopool
  * keeps (the poller's wake-up, a RESFD eventfd's duplicate, a masked
  * io_pgetevents' wake-up) are never written once the program has closed
- * them and reused their numbers; and nothing needs a free descriptor. */
+ * them and reused their numbers; a new one whose number a dup2() takes
+ * before aiopool moves it high stays the program's; a context's life
+ * opens no file; and nothing needs a free descriptor. */
 #include "libaio_common.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <sys/resource.h>
 
 TestSuite(libaio_fds, .timeout = 60);
@@ -266,4 +269,90 @@ Test(libaio_fds, own_descriptors_leave_the_lowest_numbers_free)
 	close(p[1]);
 	close(f);
 	close(efd);
+}
+
+/* ---- descriptors that exist for a moment ---------------------------------- */
+
+/* The library's calls to pipe2() and fopen() come here first (the program's
+ * definitions go before libc's).  While `counting', each is counted; a
+ * `pipe_victim' >= 0 takes the read end's number of the next pipe right
+ * after the call, as another thread's dup2() onto a number it found free
+ * would, and `pipe_taken' says which number that was. */
+static int counting, opened, pipe_victim = -1, pipe_taken = -1;
+
+int pipe2(int p[2], int flags)
+{
+	int (*next)(int *, int) = (int (*)(int *, int))dlsym(RTLD_NEXT, "pipe2");
+	int rc = next(p, flags), victim;
+
+	if (rc == 0 && __atomic_load_n(&counting, __ATOMIC_SEQ_CST))
+		__atomic_add_fetch(&opened, 1, __ATOMIC_SEQ_CST);
+	victim = __atomic_exchange_n(&pipe_victim, -1, __ATOMIC_SEQ_CST);
+	if (rc == 0 && victim >= 0) {
+		syscall(SYS_dup2, victim, p[0]);
+		__atomic_store_n(&pipe_taken, p[0], __ATOMIC_SEQ_CST);
+	}
+	return rc;
+}
+
+FILE *fopen(const char *path, const char *mode)
+{
+	FILE *(*next)(const char *, const char *) =
+		(FILE *(*)(const char *, const char *))dlsym(RTLD_NEXT, "fopen");
+
+	if (__atomic_load_n(&counting, __ATOMIC_SEQ_CST))
+		__atomic_add_fetch(&opened, 1, __ATOMIC_SEQ_CST);
+	return next(path, mode);
+}
+
+/* A context's life opens no file: a descriptor held for a moment takes the
+ * lowest free number, which another thread may be about to dup2() onto,
+ * and closing it then would close that thread's file. */
+Test(libaio_fds, a_context_opens_no_file)
+{
+	io_context_t ctx = 0;
+	int f = temp_file(0, 0);
+	char buf[8] = "abcdefgh";
+	struct iocb wr;
+
+	__atomic_store_n(&counting, 1, __ATOMIC_SEQ_CST);
+	cr_assert_eq(io_setup(4, &ctx), 0);
+	io_prep_pwrite(&wr, f, buf, sizeof buf, 0);
+	cr_assert_eq(submit1(ctx, &wr), 1);
+	cr_assert_eq(get_one(ctx).res, sizeof buf);
+	cr_assert_eq(io_destroy(ctx), 0);
+	__atomic_store_n(&counting, 0, __ATOMIC_SEQ_CST);
+	cr_assert_eq(opened, 0, "io_setup, io_submit, io_getevents and io_destroy "
+	             "opened %d files", opened);
+	close(f);
+}
+
+/* The poller's new wake-up pipe has its read end's number taken by a file
+ * of the program's (dup2) before aiopool moves it out of the low numbers:
+ * that file stays open and the program's, and the POLL still completes
+ * (the poller ticks without its pipe until it makes another). */
+Test(libaio_fds, a_new_descriptor_taken_by_dup2_stays_the_programs)
+{
+	io_context_t ctx = new_ctx(4);
+	int p[2], f = temp_file(0, 0), taken;
+	struct stat want, got;
+	struct iocb cb;
+
+	make_pipe(p);
+	cr_assert_eq(fstat(f, &want), 0);
+	__atomic_store_n(&pipe_victim, f, __ATOMIC_SEQ_CST);
+	io_prep_poll(&cb, p[0], POLLIN);   /* starts the poller: a pipe */
+	cr_assert_eq(submit1(ctx, &cb), 1);
+	taken = __atomic_load_n(&pipe_taken, __ATOMIC_SEQ_CST);
+	cr_assert_geq(taken, 0, "the poller made no wake-up pipe");
+	cr_assert_eq(fstat(taken, &got), 0, "aiopool closed fd %d, which had "
+	             "become the program's file", taken);
+	cr_assert(got.st_dev == want.st_dev && got.st_ino == want.st_ino,
+	          "fd %d no longer names the program's file", taken);
+	put(p[1], "x", 1);
+	cr_assert_eq(get_one(ctx).obj, &cb);
+	cr_assert_eq(fstat(taken, &got), 0, "fd %d closed later", taken);
+	cr_assert_eq(io_destroy(ctx), 0);
+	close(taken);
+	close(f);
 }
