@@ -902,7 +902,7 @@ static void aio_atfork_child(void)
 	poller.head = poller.tail = NULL;
 	poller.n = 0;
 	poller.started = false;
-	pthread_mutex_init(&poller.lock, NULL);
+	ap_unlock(&poller.lock);   /* this thread took it: the count drops */
 	destroy_chan = (struct ap_chan){ 0, 0 };
 }
 
