@@ -218,6 +218,10 @@ AP_HIDDEN int ap_close(int fd);
  * expect, never 0-2; -1 with errno set (EMFILE, EBADF). */
 AP_HIDDEN int ap_fd_dup(int fd);
 
+/* Is the calling process the engine's own: not a vfork or CLONE_VM child,
+ * which shares the memory but must not use it?  Async-signal-safe. */
+AP_HIDDEN bool ap_engine_here(void);
+
 /* Counts the engine's requests, queued or running, that match. */
 AP_HIDDEN int ap_count(bool (*match)(const struct ap_req *r, void *arg),
 		void *arg);

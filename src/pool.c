@@ -924,6 +924,11 @@ static bool may_enter(int fd)
 	       (pid_t)syscall(SYS_getpid) == ap_load_relaxed(&engine_pid);
 }
 
+bool ap_engine_here(void)
+{
+	return (pid_t)syscall(SYS_getpid) == ap_load_relaxed(&engine_pid);
+}
+
 uint64_t ap_fd_gen(int fd)
 {
 	struct ap_fdq *q;
