@@ -1160,9 +1160,11 @@ static void fork_child(void)
 			fork_hooks[i].child();
 }
 
+/* secure_getenv: a set-user-ID or otherwise privileged program is not
+ * tuned by its caller's environment (see aiopool(7)). */
 static void env_knob(const char *name, int k)
 {
-	const char *s = getenv(name);
+	const char *s = secure_getenv(name);
 	char *end;
 	long v;
 

@@ -255,3 +255,65 @@ Test(sysaio_stats, other_values_print_nothing)
 		cr_assert_null(strstr(out, "aiopool:"), "%s printed: %s", values[i], out);
 	}
 }
+
+/* ---- a set-user-ID program ----------------------------------------------- */
+
+/* Copies the file src to dst. */
+static void copy_file(const char *src, const char *dst)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+	char buf[65536];
+	ssize_t n;
+
+	cr_assert(in >= 0 && out >= 0, "copy %s: %s", src, strerror(errno));
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		cr_assert_eq(write(out, buf, (size_t)n), n);
+	cr_assert_eq(n, 0);
+	close(in);
+	close(out);
+}
+
+/* Runs a set-user-ID copy of sysaio_child, owned by nobody, with the
+ * AIOPOOL_* variables set: the knobs keep their defaults and no stats
+ * file is written, though nobody could write it.  Needs root (to give the
+ * copy away) and a mount that honours set-user-ID. */
+Test(sysaio_stats, setuid_program_ignores_environment)
+{
+	char dir[64], src[PATH_MAX], prog[PATH_MAX], stats[PATH_MAX];
+	char env0[PATH_MAX + 16], out[OUT_MAX];
+	const char *env[] = { env0, "AIOPOOL_THREADS=3", "AIOPOOL_SYSCALL_SETUP=1", NULL };
+	char *argv[] = { prog, "knobs", NULL };
+	unsigned long secure = 9;
+	long threads = -1, setup = -1;
+	struct stat st;
+	int status;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to make a set-user-ID program of another user");
+	build_path(src, sizeof src, "tests/sysaio_child");
+	make_dir(dir, sizeof dir);
+	cr_assert_eq(chmod(dir, 01777), 0);
+	snprintf(prog, sizeof prog, "%s/child", dir);
+	snprintf(stats, sizeof stats, "%s/stats", dir);
+	snprintf(env0, sizeof env0, "AIOPOOL_STATS=%s", stats);
+	copy_file(src, prog);
+	cr_assert_eq(chown(prog, 65534, 65534), 0, "chown: %s", strerror(errno));
+	cr_assert_eq(chmod(prog, 04755), 0);
+	status = run_program(argv, env, out, sizeof out);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+	    sscanf(out, "secure=%lu threads=%ld syscall_setup=%ld", &secure, &threads,
+	           &setup) != 3) {
+		rm_dir(dir);
+		cr_skip_test("the set-user-ID copy did not run (status %#x: %s): can "
+		             "user 65534 read the build tree?", status, out);
+	}
+	if (secure != 1) {
+		rm_dir(dir);
+		cr_skip_test("AT_SECURE not set for a set-user-ID program (nosuid mount?)");
+	}
+	cr_assert_eq(threads, 20, "AIOPOOL_THREADS was read: %s", out);
+	cr_assert_eq(setup, 0, "AIOPOOL_SYSCALL_SETUP was read: %s", out);
+	cr_assert_neq(stat(stats, &st), 0, "AIOPOOL_STATS was read: a file was written");
+	rm_dir(dir);
+}
