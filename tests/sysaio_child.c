@@ -17,6 +17,7 @@
  * Exits 0, or 1 with a message on stderr; every wait has a deadline. */
 #define _GNU_SOURCE
 #include <aio.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,10 +54,16 @@ int __lsan_is_turned_off(void)
 	return getauxval(AT_SECURE) != 0;
 }
 
+/* The knobs as this process sees them, and the library it loaded. */
 static int knobs(void)
 {
-	printf("secure=%lu threads=%ld syscall_setup=%ld\n", getauxval(AT_SECURE),
-	       aiopool_get(AIOPOOL_MAX_THREADS), aiopool_get(AIOPOOL_SYSCALL_SETUP));
+	Dl_info di = { 0 };
+
+	if (!dladdr((void *)aiopool_get, &di) || !di.dli_fname)
+		di.dli_fname = "?";
+	printf("secure=%lu threads=%ld syscall_setup=%ld lib=%s\n", getauxval(AT_SECURE),
+	       aiopool_get(AIOPOOL_MAX_THREADS), aiopool_get(AIOPOOL_SYSCALL_SETUP),
+	       di.dli_fname);
 	fflush(stdout);
 	return 0;
 }
