@@ -120,7 +120,8 @@ step() {
 	"$@"
 	rc=$?
 	case $rc in
-	0)  echo "PASS: $name ($((SECONDS - t0)) s): $why"; npass=$((npass + 1)) ;;
+	0)  echo "PASS: $name ($((SECONDS - t0)) s): $why"; npass=$((npass + 1))
+	    rm -rf "$dir/data" "$dir"/*.dat ;;   # the logs stay
 	77) echo "SKIP: $name: $why"; nskip=$((nskip + 1)) ;;
 	*)  echo "FAIL: $name ($((SECONDS - t0)) s): $why (logs in $dir)"; nfail=$((nfail + 1)) ;;
 	esac
