@@ -52,6 +52,9 @@ enum aiopool_knob {
 	AIOPOOL_RUNNABLE = 7,      /* workers runnable at once (not blocked in
 	                              I/O), 1..1024, default: online CPUs;
 	                              AIOPOOL_RUNNABLE */
+	AIOPOOL_SYSCALL_SETUP = 8, /* 1: syscall(SYS_io_setup, ...) makes an
+	                              aiopool context, 0 (default): the
+	                              kernel's; AIOPOOL_SYSCALL_SETUP */
 };
 
 /* 0, or -1 with errno EINVAL for an unknown knob or a value out of range.

@@ -9,6 +9,8 @@
  *   wait.c    futex-based waiting used by aio_suspend, lio_listio, io_getevents
  *   posix.c   the POSIX <aio.h> front end
  *   libaio.c  the libaio front end
+ *   sysaio.c  syscall(3): the AIO system calls on aiopool's contexts
+ *   exitstats.c  AIOPOOL_STATS: the stats line at exit and _exit
  *
  * Locks, in the order they are taken (never the other way round):
  *   a front end's own locks (libaio: reg.lock, a context's lock, the
@@ -164,6 +166,7 @@ struct ap_knobs {
 	int cache;
 	int fastpath;
 	int runnable;
+	int syscall_setup;   /* sysaio.c: syscall(SYS_io_setup) is aiopool's */
 };
 
 AP_HIDDEN extern struct ap_knobs ap_knobs;
@@ -214,6 +217,10 @@ AP_HIDDEN int ap_close(int fd);
  * (queue.c): at a high number, out of the way of the numbers programs
  * expect, never 0-2; -1 with errno set (EMFILE, EBADF). */
 AP_HIDDEN int ap_fd_dup(int fd);
+
+/* Is the calling process the engine's own: not a vfork or CLONE_VM child,
+ * which shares the memory but must not use it?  Async-signal-safe. */
+AP_HIDDEN bool ap_engine_here(void);
 
 /* Counts the engine's requests, queued or running, that match. */
 AP_HIDDEN int ap_count(bool (*match)(const struct ap_req *r, void *arg),
@@ -283,6 +290,35 @@ static inline uint32_t ap_chan_seq(struct ap_chan *c)
 /* deadline = now (CLOCK_MONOTONIC) + rel.  rel must be valid. */
 AP_HIDDEN void ap_deadline(struct timespec *deadline, const struct timespec *rel);
 AP_HIDDEN bool ap_timespec_valid(const struct timespec *ts);
+
+/* ---- libaio.c: the AIO system calls, for syscall(3) (sysaio.c) ----------- *
+ *
+ * The kernel's arguments, libaio's results: a count or 0, or -errno.  Each
+ * is the libaio function of the same name on an aiopool context (a handle
+ * the kernel never made), with the kernel's checks in the kernel's order. */
+struct iocb;
+struct io_event;
+/* The kernel's struct __aio_sigset, io_pgetevents' last argument. */
+struct ap_aio_sigset {
+	const sigset_t *sigmask;
+	size_t sigsetsize;
+};
+/* Is id a live aiopool context?  Takes the registry's read lock. */
+AP_HIDDEN bool ap_aio_ours(unsigned long id);
+/* io_setup: a new aiopool context in *ctxp. */
+AP_HIDDEN int ap_aio_setup(unsigned nr, unsigned long *ctxp);
+AP_HIDDEN int ap_aio_destroy(unsigned long id);
+AP_HIDDEN int ap_aio_submit(unsigned long id, long nr, struct iocb **ios);
+AP_HIDDEN int ap_aio_cancel(unsigned long id, struct iocb *iocb,
+		struct io_event *result);
+/* io_getevents: timeout relative, NULL for none. */
+AP_HIDDEN int ap_aio_getevents(unsigned long id, long min_nr, long nr,
+		struct io_event *events, const struct timespec *timeout);
+/* io_pgetevents: usig NULL, or a sigmask NULL, for the caller's mask;
+ * else sigsetsize must be the kernel's 8 (-EINVAL). */
+AP_HIDDEN int ap_aio_pgetevents(unsigned long id, long min_nr, long nr,
+		struct io_event *events, const struct timespec *timeout,
+		const struct ap_aio_sigset *usig);
 
 /* ---- spinning --------------------------------------------------------- */
 

@@ -902,7 +902,7 @@ static void aio_atfork_child(void)
 	poller.head = poller.tail = NULL;
 	poller.n = 0;
 	poller.started = false;
-	pthread_mutex_init(&poller.lock, NULL);
+	ap_unlock(&poller.lock);   /* this thread took it: the count drops */
 	destroy_chan = (struct ap_chan){ 0, 0 };
 }
 
@@ -1654,6 +1654,65 @@ static int la_cancel_0_1(io_context_t ctx, struct iocb *iocb)
 	struct io_event ev;
 
 	return la_cancel(ctx, iocb, &ev);
+}
+
+/* ---- the system calls, for syscall(3) (sysaio.c) ---------------------------- */
+
+bool ap_aio_ours(unsigned long id)
+{
+	struct ap_ctx *ctx = ctx_get((io_context_t)id);
+
+	if (ctx)
+		ctx_put(ctx);
+	return ctx != NULL;
+}
+
+int ap_aio_setup(unsigned nr, unsigned long *ctxp)
+{
+	return la_setup((int)nr, (io_context_t *)ctxp);
+}
+
+int ap_aio_destroy(unsigned long id)
+{
+	return la_destroy((io_context_t)id);
+}
+
+int ap_aio_submit(unsigned long id, long nr, struct iocb **ios)
+{
+	return la_submit((io_context_t)id, nr, ios);
+}
+
+int ap_aio_cancel(unsigned long id, struct iocb *iocb, struct io_event *result)
+{
+	return la_cancel((io_context_t)id, iocb, result);
+}
+
+int ap_aio_getevents(unsigned long id, long min_nr, long nr,
+		struct io_event *events, const struct timespec *timeout)
+{
+	return getevents((io_context_t)id, min_nr, nr, events, timeout, NULL);
+}
+
+/* The kernel's order: the timeout, the struct, its size, the mask. */
+int ap_aio_pgetevents(unsigned long id, long min_nr, long nr,
+		struct io_event *events, const struct timespec *timeout,
+		const struct ap_aio_sigset *usig)
+{
+	struct ap_aio_sigset ks = { NULL, 0 };
+
+	if (timeout && bad_ptr(timeout, sizeof *timeout))
+		return -EFAULT;
+	if (usig) {
+		if (bad_ptr(usig, sizeof *usig))
+			return -EFAULT;
+		ks = *usig;
+	}
+	if (ks.sigmask && ks.sigsetsize != sizeof(unsigned long))
+		return -EINVAL;   /* the kernel's sigset_t: 64 signals */
+	if (ks.sigmask && bad_ptr(ks.sigmask, sizeof(unsigned long)))
+		return -EFAULT;
+	return getevents((io_context_t)id, min_nr, nr, events, timeout,
+	                 ks.sigmask);
 }
 
 /* ---- the exported names -------------------------------------------------------- */

@@ -924,6 +924,11 @@ static bool may_enter(int fd)
 	       (pid_t)syscall(SYS_getpid) == ap_load_relaxed(&engine_pid);
 }
 
+bool ap_engine_here(void)
+{
+	return (pid_t)syscall(SYS_getpid) == ap_load_relaxed(&engine_pid);
+}
+
 uint64_t ap_fd_gen(int fd)
 {
 	struct ap_fdq *q;
@@ -981,6 +986,7 @@ static bool knob_ok(int k, long v)
 	case AIOPOOL_CACHE:          return v >= 0 && v <= (1L << 20);
 	case AIOPOOL_FASTPATH:       return v == 0 || v == 1;
 	case AIOPOOL_RUNNABLE:       return v >= 1 && v <= 1024;
+	case AIOPOOL_SYSCALL_SETUP:  return v == 0 || v == 1;
 	}
 	return false;
 }
@@ -995,6 +1001,7 @@ static void knob_store(int k, long v)
 	case AIOPOOL_CACHE:          ap_store(&ap_knobs.cache, (int)v); break;
 	case AIOPOOL_FASTPATH:       ap_store(&ap_knobs.fastpath, (int)v); break;
 	case AIOPOOL_RUNNABLE:       ap_store(&ap_knobs.runnable, (int)v); break;
+	case AIOPOOL_SYSCALL_SETUP:  ap_store(&ap_knobs.syscall_setup, (int)v); break;
 	}
 }
 
@@ -1034,6 +1041,7 @@ AP_EXPORT long aiopool_get(int k)
 	case AIOPOOL_CACHE:          return knob(cache);
 	case AIOPOOL_FASTPATH:       return knob(fastpath);
 	case AIOPOOL_RUNNABLE:       return knob(runnable);
+	case AIOPOOL_SYSCALL_SETUP:  return knob(syscall_setup);
 	}
 	errno = EINVAL;
 	return -1;
@@ -1152,9 +1160,11 @@ static void fork_child(void)
 			fork_hooks[i].child();
 }
 
+/* secure_getenv: a set-user-ID or otherwise privileged program is not
+ * tuned by its caller's environment (see aiopool(7)). */
 static void env_knob(const char *name, int k)
 {
-	const char *s = getenv(name);
+	const char *s = secure_getenv(name);
 	char *end;
 	long v;
 
@@ -1183,6 +1193,7 @@ __attribute__((constructor)) static void ap_init(void)
 	env_knob("AIOPOOL_CACHE", AIOPOOL_CACHE);
 	env_knob("AIOPOOL_FASTPATH", AIOPOOL_FASTPATH);
 	env_knob("AIOPOOL_RUNNABLE", AIOPOOL_RUNNABLE);
+	env_knob("AIOPOOL_SYSCALL_SETUP", AIOPOOL_SYSCALL_SETUP);
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 

@@ -162,3 +162,37 @@ Test(posix_fork, child_runs_many_requests_while_the_parents_worker_is_busy)
 	blocker_release(&b);
 	close(fd);
 }
+
+/* The child's close() cancels what is queued on the fd, as the parent's
+ * does: the fork leaves its thread holding no aiopool lock. */
+static int close_in_child(void *arg)
+{
+	struct aiocb busy, queued;
+	struct aiopool_stats st;
+	long long end = now_ms() + DEADLINE_MS;
+	int p[2], q[2];
+	char b1, b2;
+
+	(void)arg;
+	child_check(aiopool_set(AIOPOOL_MAX_THREADS, 1) == 0, "one worker");
+	child_check(pipe(p) == 0 && pipe(q) == 0, "pipe: %s", strerror(errno));
+	fill_cb(&busy, p[0], &b1, 1, 0);
+	child_check(aio_read(&busy) == 0, "aio_read: %s", strerror(errno));
+	do {
+		child_check(now_ms() < end, "the blocking read never started");
+		child_check(aiopool_stats(&st, sizeof st) == 0, "stats");
+	} while (st.running != 1);
+	fill_cb(&queued, q[0], &b2, 1, 0);
+	child_check(aio_read(&queued) == 0, "aio_read: %s", strerror(errno));
+	child_check(close(q[0]) == 0, "close: %s", strerror(errno));
+	child_check(aio_error(&queued) == ECANCELED, "the queued read: %s",
+	            strerror(aio_error(&queued)));
+	child_check(write(p[1], "x", 1) == 1, "write");
+	child_check(child_wait_aio(&busy) == 0, "the blocking read");
+	return 0;
+}
+
+Test(posix_fork, close_in_child_cancels_queued_requests)
+{
+	run_child(close_in_child, NULL);
+}
