@@ -18,8 +18,8 @@
 #   stress-ng-aiol    stress-ng --aiol (raw io_* system calls) with
 #                     --verify and AIOPOOL_SYSCALL_SETUP=1
 # Every step but noaio-filter and mariadb runs inside the seccomp filter,
-# so kernel AIO cannot have served it; and every program is also loaded
-# with tests/clients/apstats.so, whose line at exit shows the requests
+# so kernel AIO cannot have served it; and every program runs with
+# AIOPOOL_STATS, whose line at each process's exit shows the requests
 # aiopool accepted (a step passes only if they are more than none).
 #
 #   AIOPOOL_CLIENTS_BUILDDIR=BUILD run.sh [STEP...]
@@ -36,7 +36,6 @@ set -u
 build=${AIOPOOL_CLIENTS_BUILDDIR:?set AIOPOOL_CLIENTS_BUILDDIR to the build directory}
 lib=$build/.libs/libaiopool.so
 noaio=$build/tests/clients/noaio
-apstats=$build/tests/clients/.libs/apstats.so
 work=${AIOPOOL_CLIENTS_WORKDIR:-$build/tests/clients/work}
 skip_missing=${AIOPOOL_CLIENTS_SKIP_MISSING:-0}
 [ -n "${CI:-}" ] && [ "$CI" != false ] && skip_missing=0
@@ -63,9 +62,9 @@ need() {
 }
 
 # preload STATS: sets pre_env to the environment assignments that load
-# aiopool and the stats probe, the probe writing to STATS.
+# aiopool and have each process append its stats line to STATS at exit.
 preload() {
-	pre_env=("LD_PRELOAD=$lib:$apstats" "AIOPOOL_CLIENTS_STATS=$1")
+	pre_env=("LD_PRELOAD=$lib" "AIOPOOL_STATS=$1")
 }
 
 # served STATS [PROCS]: 0 if at least PROCS (default 1) processes reported
@@ -73,15 +72,15 @@ preload() {
 served() {
 	local stats=$1 want=${2:-1} procs total
 	if [ ! -s "$stats" ]; then
-		why="no process reported aiopool's stats ($stats empty)"
+		why="no process reported aiopool's stats (AIOPOOL_STATS=$stats: empty)"
 		return 1
 	fi
-	if grep -q no-aiopool "$stats"; then
-		why="a process ran without aiopool loaded: $(grep no-aiopool "$stats" | head -1)"
-		return 1
-	fi
-	procs=$(awk -F'[= ]' '$4 > 0 { n++ } END { print n + 0 }' "$stats")
-	total=$(awk -F'[= ]' '{ s += $4 } END { print s + 0 }' "$stats")
+	procs=$(awk '{ if (match($0, / submitted=[0-9]+/) &&
+	                   substr($0, RSTART + 11, RLENGTH - 11) + 0 > 0) n++ }
+	             END { print n + 0 }' "$stats")
+	total=$(awk '{ if (match($0, / submitted=[0-9]+/))
+	                   s += substr($0, RSTART + 11, RLENGTH - 11) }
+	             END { print s + 0 }' "$stats")
 	if [ "$procs" -lt "$want" ]; then
 		why="aiopool served no requests in $((want - procs)) of the $want processes expected (stats: $(tr '\n' ' ' <"$stats"))"
 		return 1
@@ -115,7 +114,11 @@ step() {
 	shift
 	selected "$name" || return 0
 	dir=$work/$name
-	rm -rf "$dir" && mkdir -p "$dir" || { echo "FAIL: $name: cannot make $dir"; nfail=$((nfail + 1)); return; }
+	if ! { rm -rf "$dir" && mkdir -p "$dir"; }; then
+		echo "FAIL: $name: cannot make $dir"
+		nfail=$((nfail + 1))
+		return
+	fi
 	why=
 	"$@"
 	rc=$?
@@ -202,8 +205,8 @@ mdb_start() {
 	for ((i = 0; i < 1200; i++)); do
 		mariadb-admin --no-defaults --socket="$dir/sock" -uroot ping \
 			>/dev/null 2>&1 && break
-		if ! kill -0 $mdb_pid 2>/dev/null; then
-			wait $mdb_pid
+		if ! kill -0 "$mdb_pid" 2>/dev/null; then
+			wait "$mdb_pid" 2>/dev/null
 			mdb_died "mariadbd exited at start-up (status $?)"
 			return 1
 		fi
@@ -236,7 +239,7 @@ mdb_stop() {
 	local rc
 	mariadb-admin --no-defaults --socket="$dir/sock" -uroot shutdown \
 		>/dev/null 2>&1
-	wait $mdb_pid
+	wait "$mdb_pid" 2>/dev/null
 	rc=$?
 	cp "$dir/err.log" "$dir/err.$mdb_run"
 	if [ $rc -ne 0 ]; then
@@ -314,7 +317,7 @@ mdb_crash() {
 	mdb_committed=$(sql 'SELECT COUNT(*) FROM clients.c')
 	pid=$(cat "$dir/pid")
 	kill -KILL "$pid"
-	wait $mdb_pid
+	wait "$mdb_pid" 2>/dev/null
 	rc=$?
 	wait   # the writer, now cut off
 	cp "$dir/err.log" "$dir/err.$mdb_run"
@@ -488,7 +491,7 @@ run_stress() {
 # ---- the steps ---------------------------------------------------------------
 
 patterns=("$@")
-for f in "$lib" "$noaio" "$apstats"; do
+for f in "$lib" "$noaio"; do
 	[ -e "$f" ] || { echo "FAIL: $f is missing: run make check-clients"; exit 1; }
 done
 mkdir -p "$work" || exit 1
