@@ -24,7 +24,7 @@ fi
 version=$(sed -n 's/^AC_INIT(\[aiopool\], *\[\([^]]*\)\].*/\1/p' \
 	"$here/../configure.ac" 2>/dev/null)
 # shellcheck disable=SC2086
-listed=$(cat $ams 2>/dev/null | grep -v '^[[:space:]]*#' | grep -o 'docs/man/[A-Za-z0-9_.]*')
+listed=$(cat $ams 2>/dev/null | grep -v '^[[:space:]]*#' | grep -o 'docs/man/[A-Za-z0-9_.-]*')
 status=0
 npages=0
 

@@ -928,7 +928,7 @@ Test(badinput_posix, stats_bad_arguments)
 /* Row: aiopool_set / aiopool_get on an unknown knob: -1 EINVAL. */
 Test(badinput_posix, knob_unknown)
 {
-	static const int bad[] = { 0, 8, -1, INT_MAX, INT_MIN };
+	static const int bad[] = { 0, 9, -1, INT_MAX, INT_MIN };
 
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		errno = 0;

@@ -3,8 +3,10 @@
 # temporary staging root (DESTDIR), then builds and runs a small program
 # against the installed copy using only `pkg-config --cflags --libs
 # aiopool` (with PKG_CONFIG_SYSROOT_DIR pointing at the staging root): one
-# POSIX read and one libaio read of a file, checked.  Uninstalls and checks
-# that nothing is left behind.
+# POSIX read and one libaio read of a file, checked; and checks that
+# aiopool-run is installed, names the installed library, and runs a
+# program with the staged one.  Uninstalls and checks that nothing is left
+# behind.
 set -euo pipefail
 
 build=$(cd "${1:?usage: install-check.sh BUILDDIR}" && pwd)
@@ -68,6 +70,19 @@ printf 'hello, world\n' >"$tmp/data"
 # shellcheck disable=SC2046
 cc -Wall -Werror -o "$tmp/prog" "$tmp/prog.c" $(pkg-config --cflags --libs aiopool)
 LD_LIBRARY_PATH=$libdir "$tmp/prog" "$tmp/data"
+
+# aiopool-run: installed in bindir with its page, naming the installed
+# library (the path without the staging root); run with the staged one.
+run=$(find "$root" -path '*/bin/aiopool-run')
+[ -n "$run" ] && [ -x "$run" ] || { echo "no aiopool-run installed" >&2; exit 1; }
+[ -n "$(find "$root" -path '*/man1/aiopool-run.1')" ] ||
+	{ echo "no aiopool-run.1 installed" >&2; exit 1; }
+lib=$(pkg-config --variable=libdir aiopool | sed "s|^$root||")/libaiopool.so.0
+grep -q "^lib='$lib'\$" "$run" || { echo "aiopool-run does not name $lib" >&2; exit 1; }
+"$run" --lib "$libdir/libaiopool.so.0" --stats -- sh -c 'exit 3' 2>"$tmp/stats" &&
+	status=0 || status=$?
+[ "$status" -eq 3 ] || { echo "aiopool-run: exit status $status, not 3" >&2; exit 1; }
+grep -q '^aiopool: pid=' "$tmp/stats" || { echo "aiopool-run: no stats line" >&2; exit 1; }
 
 make -C "$build" -s uninstall DESTDIR="$root" >/dev/null
 left=$(find "$root" -type f | wc -l)

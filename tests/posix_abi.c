@@ -109,8 +109,12 @@ static const char *const posix_names[] = {
 };
 
 /* Besides the interface: aiopool's close, dup2 and dup3, which cancel
- * what is queued on the fd they close. */
-static const char *const fd_names[] = { "close", "dup2", "dup3" };
+ * what is queued on the fd they close; syscall, which serves the AIO
+ * system calls on aiopool's contexts; _exit and _Exit, which print
+ * AIOPOOL_STATS's line. */
+static const char *const fd_names[] = {
+	"close", "dup2", "dup3", "syscall", "_exit", "_Exit",
+};
 
 static bool allowed(const char *name)
 {

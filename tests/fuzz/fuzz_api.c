@@ -560,7 +560,7 @@ static int rec_add(const struct expect *e)
 
 /* ---- engine state --------------------------------------------------------------- */
 
-static long knob_default[8];
+static long knob_default[9];
 static bool eagain_ok;          /* a knob makes EAGAIN possible anywhere */
 static struct aiopool_stats st0;
 
@@ -1931,6 +1931,7 @@ static bool knob_in_range(int k, long v)
 	case AIOPOOL_CACHE:          return v >= 0 && v <= (1L << 20);
 	case AIOPOOL_FASTPATH:       return v == 0 || v == 1;
 	case AIOPOOL_RUNNABLE:       return v >= 1 && v <= 1024;
+	case AIOPOOL_SYSCALL_SETUP:  return v == 0 || v == 1;
 	}
 	return false;
 }
@@ -1940,7 +1941,7 @@ static void op_knob(void)
 	static const long vals[] = { -2, -1, 0, 1, 2, 3, 16, 1024, 1025, 1L << 20,
 	                             (1L << 20) + 1, 1L << 30, (1L << 30) + 1,
 	                             LONG_MAX, LONG_MIN, 64 };
-	int k = (int)pick(9), rc;
+	int k = (int)pick(10), rc;
 	long v = vals[pick(16)], got;
 
 	switch (pick(4)) {
@@ -1991,7 +1992,7 @@ static void op_knob(void)
 	case 2:
 		errno = 0;
 		got = aiopool_get(k);
-		if (k < 1 || k > 7)
+		if (k < 1 || k > 8)
 			check(got == -1 && errno == EINVAL, "aiopool_get(%d): %ld", k, got);
 		else
 			check(knob_in_range(k, got), "aiopool_get(%d): %ld", k, got);
@@ -2027,7 +2028,7 @@ static void engine_report(void)
 		        sr.submitted - st0.submitted, sr.completed - st0.completed,
 		        sr.cancelled - st0.cancelled);
 	fprintf(stderr, "knobs:");
-	for (int k = 1; k <= 7; k++)
+	for (int k = 1; k <= 8; k++)
 		fprintf(stderr, " %ld", aiopool_get(k));
 	fputc('\n', stderr);
 }
@@ -2205,7 +2206,7 @@ static void finish_input(void)
 		      "io_getevents on a destroyed context");
 		check(io_destroy(dead[d]) == -EINVAL, "io_destroy twice");
 	}
-	for (int k = 1; k <= 7; k++)
+	for (int k = 1; k <= 8; k++)
 		check(aiopool_set(k, knob_default[k]) == 0, "restoring knob %d", k);
 	check_engine();
 	check_notes();
@@ -2279,7 +2280,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	check(sigaction(SIG_NOTE, &sa, NULL) == 0, "sigaction");
 	pthread_attr_init(&note_attr);
 	pthread_attr_setdetachstate(&note_attr, PTHREAD_CREATE_DETACHED);
-	for (int k = 1; k <= 7; k++)
+	for (int k = 1; k <= 8; k++)
 		knob_default[k] = aiopool_get(k);
 	if ((f = fopen("/proc/sys/fs/aio-max-nr", "re")) != NULL) {
 		if (fscanf(f, "%lu", &aio_max_nr) != 1 || !aio_max_nr)
