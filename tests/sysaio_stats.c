@@ -89,17 +89,25 @@ static void assert_one_line(const char *text, long pid, unsigned long long n)
 	(void)field(line, "notify_failed");
 }
 
-/* Runs `sysaio_child read N HOW' with AIOPOOL_STATS=1 and checks its line. */
-static void check_stderr_line(const char *how)
+/* Runs sysaio_child with args and AIOPOOL_STATS=1; checks that it printed
+ * one line, counting n requests completed. */
+static void check_line_of(const char **args, long n)
 {
-	const char *args[] = { "read", "3", how, NULL };
 	const char *env[] = { "AIOPOOL_STATS=1", NULL };
 	char out[OUT_MAX];
 	long pid;
 
 	run_child_prog(args, env, out);
 	cr_assert_eq(pids(out, &pid, 1), 1, "no pid in: %s", out);
-	assert_one_line(out, pid, 3);
+	assert_one_line(out, pid, n);
+}
+
+/* Runs `sysaio_child read 3 HOW' and checks its line. */
+static void check_stderr_line(const char *how)
+{
+	const char *args[] = { "read", "3", how, NULL };
+
+	check_line_of(args, 3);
 }
 
 Test(sysaio_stats, line_on_stderr_at_exit)
@@ -119,13 +127,8 @@ Test(sysaio_stats, line_on_stderr_at__exit)
 Test(sysaio_stats, line_at_exit_counts_what_exit_finished)
 {
 	const char *args[] = { "write", "256", NULL };
-	const char *env[] = { "AIOPOOL_STATS=1", NULL };
-	char out[OUT_MAX];
-	long pid;
 
-	run_child_prog(args, env, out);
-	cr_assert_eq(pids(out, &pid, 1), 1, "no pid in: %s", out);
-	assert_one_line(out, pid, 256);
+	check_line_of(args, 256);
 }
 
 /* exit() whose handler calls _exit: the destructor never runs, _exit
