@@ -301,8 +301,8 @@ static inline bool same_file(int a, int b)
 }
 
 /* Is thread tid asleep inside system call nr on fd's file (its first
- * argument fd, or a descriptor of the same file)?  A thread that is gone
- * is not. */
+ * argument fd, or a descriptor of the same file; any first argument when fd
+ * is negative)?  A thread that is gone is not. */
 static inline bool task_sleeps_in(int tid, long nr, int fd)
 {
 	char path[64], line[256];
@@ -317,7 +317,7 @@ static inline bool task_sleeps_in(int tid, long nr, int fd)
 		return false;
 	ok = fgets(line, sizeof line, f) && sscanf(line, "%ld %lx", &n, &arg0) == 2;
 	fclose(f);
-	return ok && n == nr && arg0 <= INT_MAX && same_file((int)arg0, fd);
+	return ok && n == nr && (fd < 0 || (arg0 <= INT_MAX && same_file((int)arg0, fd)));
 }
 
 /* A thread of this process other than the caller asleep in one of the
@@ -342,7 +342,7 @@ static inline int thread_in_call(const long *nrs, int nnr, int fd)
 }
 
 /* Waits until another thread of this process sleeps in one of the calls
- * nrs on fd; returns its id.  Skips the test where /proc does not show
+ * nrs on fd (any, if fd is negative); returns its id.  Skips the test where /proc does not show
  * system calls; fails it after DEADLINE_MS. */
 static inline int wait_thread_in_call(const long *nrs, int nnr, int fd, const char *what)
 {
@@ -371,6 +371,15 @@ static inline int wait_thread_in_read(int fd)
 	                            SYS_preadv2 };
 
 	return wait_thread_in_call(nrs, 5, fd, "read");
+}
+
+/* Waits until another thread sleeps in poll(2) or ppoll(2), such as the
+ * libaio POLL poller.  Returns the thread's id. */
+static inline int wait_thread_in_poll(void)
+{
+	static const long nrs[] = { SYS_poll, SYS_ppoll };
+
+	return wait_thread_in_call(nrs, 2, -1, "poll");
 }
 
 /* The same for a write of fd (write, writev, pwrite64, pwritev, pwritev2),

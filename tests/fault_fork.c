@@ -238,8 +238,19 @@ static int wait_child_steps(pid_t pid)
 Test(fault_fork, fork_while_threads_submit, .timeout = 600)
 {
 	enum { FORKS = 24 };
-	struct loader *ls = calloc(2, sizeof *ls);
-	int fd = temp_file(FILE_SIZE, 0), wfd = temp_file(0, 0), pfd[2];
+	struct loader *ls;
+	int fd, wfd, pfd[2];
+
+#ifdef AIOPOOL_TEST_SANITIZED
+	/* This AddressSanitizer takes no lock of its allocator at fork: a
+	 * fork while another thread allocates leaves that lock held in the
+	 * child, whose first new thread then waits for it forever.  Here the
+	 * loaders allocate all the time; plain builds run the test. */
+	cr_skip_test("AddressSanitizer's allocator is not fork-safe; see docs/reliability.md");
+#endif
+	ls = calloc(2, sizeof *ls);
+	fd = temp_file(FILE_SIZE, 0);
+	wfd = temp_file(0, 0);
 
 	make_pipe(pfd);
 	ls[0] = (struct loader){ .kind = 0, .fd = fd };
