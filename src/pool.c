@@ -505,8 +505,7 @@ void ap_complete_unqueued(struct ap_req *r)
 /* The fast path: a read the page cache can serve at once is done on the
  * submitting thread with preadv2(RWF_NOWAIT), without a hand-off to a
  * worker, which costs more than the read.  Only when nothing on the fd must
- * go first: it has no queue, or it is a regular file with nothing blocked
- * and no fsync pending.  Anything else (EAGAIN: not cached; a short read,
+ * go first (ap_q_may_bypass, queue.c).  Anything else (EAGAIN: not cached; a short read,
  * which may be a partly cached range; a pipe) is queued as usual. */
 /* With other requests in flight or unreaped (a queue depth: r->deep), the
  * inline reads of the submitting thread keep one CPU busy; a worker on
@@ -527,20 +526,25 @@ static bool offload(const struct ap_req *r)
 	return ++seed % 64 == 0;
 }
 
+/* May a read on fd bypass its queue (ap_q_may_bypass)?  Without the lock
+ * when fd has no queue: the busy map's "no" is certain, and a queue this
+ * thread made is in it before its submission returned. */
+static bool may_bypass(int fd)
+{
+	bool ok;
+
+	if (!ap_q_maybe_busy(fd))
+		return true;
+	ap_lock(&engine.lock);
+	ok = ap_q_may_bypass(ap_q_lookup(&engine.q, fd));
+	engine_unlock();
+	return ok;
+}
+
 static bool try_inline(struct ap_req *r)
 {
-	struct ap_fdq *q;
-	bool clear;
-
 	if (!knob(fastpath) || (r->op != AP_OP_READ && r->op != AP_OP_READV) ||
-	    offload(r))
-		return false;
-	ap_lock(&engine.lock);
-	q = ap_q_lookup(&engine.q, r->fd);
-	clear = !q || (q->kind.parallel && !q->direct_hint &&
-	               !q->blocked.head && !q->barrier_active);
-	engine_unlock();
-	if (!clear)
+	    offload(r) || !may_bypass(r->fd))
 		return false;
 	/* On the user's fd: the inline read runs now, on what it names now. */
 	if (!ap_exec_nowait(r, r->fd)) {

@@ -5,10 +5,12 @@
  * done), each fdq's lists, the run heap of fdqs.  Everything here is guarded by ap_engine.lock
  * (pool.c), which every caller holds; this file takes no lock itself.
  *
- * The ordering rules live in may_activate(): what POSIX orders is
- * serialised, everything else on a regular file may run side by side.
- * They look at each request's own flags (struct ap_req's append), never at
- * what an fd's flags were when its fdq was made.
+ * The ordering rules live here: may_activate() says when a queued request
+ * may start (what POSIX orders is serialised, everything else on a regular
+ * file may run side by side), ap_q_may_bypass() when a read may skip the
+ * queue and run on its submitting thread.  They look at each request's own
+ * flags (struct ap_req's append), never at what an fd's flags were when its
+ * fdq was made.
  *
  * The ap_fd_ functions are the exception to "no system call": they look at
  * and pin fds, and are called without the lock.
@@ -200,6 +202,12 @@ static bool may_activate(const struct ap_fdq *q, const struct ap_req *r)
 	if (is_write(r))                /* and no write passes one */
 		return q->nactive_appends == 0;
 	return true;
+}
+
+bool ap_q_may_bypass(const struct ap_fdq *q)
+{
+	return !q || (q->kind.parallel && !q->direct_hint && !q->blocked.head &&
+	              !q->barrier_active);
 }
 
 /* ---- the run heap ------------------------------------------------------ */

@@ -141,6 +141,14 @@ AP_HIDDEN void ap_q_detach(struct ap_queues *qs, int fd);
  * stale, to be checked under the lock. */
 AP_HIDDEN bool ap_q_maybe_busy(int fd);
 
+/* The bypass rule, beside may_activate's: may a read on the fd whose fdq
+ * is q (NULL: it has none) run now, on the submitting thread, without
+ * being queued?  Only if no request on the fd must go before it: it has no
+ * queue, or it is a regular file or block device with nothing blocked and
+ * no fsync pending.  (Reads pass ready and running requests there anyway,
+ * may_activate says.) */
+AP_HIDDEN bool ap_q_may_bypass(const struct ap_fdq *q);
+
 /* Re-applies the per-fd limit after it changed. */
 AP_HIDDEN void ap_q_relimit(struct ap_queues *qs, int limit);
 
