@@ -116,6 +116,11 @@ struct ap_req {
 	                                 appends, one at a time, in order */
 	bool direct;                  /* O_DIRECT: waits for the device */
 	bool sync;                    /* O_SYNC, O_DSYNC, RWF_SYNC, RWF_DSYNC */
+	/* Set by a front end that asked F_GETFL of fd itself at submission
+	 * (libaio): the fast path takes O_DIRECT from fl, not from the cache
+	 * (ap_fd_direct). */
+	bool fl_known;
+	int fl;
 
 	/* The operation, set by the front end before ap_submit, then read-only. */
 	unsigned char op;             /* enum ap_op */
@@ -238,6 +243,19 @@ AP_HIDDEN void ap_atfork_register(void (*prepare)(void), void (*parent)(void),
 /* Completes a request the front end could not queue (or ran inline):
  * bookkeeping for stats, then finish under the lock and notify. */
 AP_HIDDEN void ap_complete_unqueued(struct ap_req *r);
+
+/* ---- queue.c: the fd flags cache ------------------------------------- */
+
+/* Is the open file description fd names in O_DIRECT mode?  1 or 0, or -1
+ * if fd is not open.  From a per-fd-number cache of F_GETFL: an answer is
+ * trusted for AP_FDFLAGS_TTL_MS by the coarse monotonic clock, then asked
+ * again; ap_fd_flags_changed drops it at once.  Lock-free. */
+#define AP_FDFLAGS_TTL_MS 1
+AP_HIDDEN int ap_fd_direct(int fd);
+/* fd was closed, replaced, duplicated onto or had its flags set (F_SETFL):
+ * its cached flags are dropped.  Call it after the system call.
+ * Async-signal-safe: it allocates nothing and takes no lock. */
+AP_HIDDEN void ap_fd_flags_changed(int fd);
 
 /* ---- exec.c ----------------------------------------------------------- */
 

@@ -1224,6 +1224,8 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb)
 	r->op = (unsigned char)op;
 	r->fd = iocb->aio_fildes;
 	r->rw_flags = (int)iocb->aio_rw_flags;
+	r->fl = fl;            /* the fast path needs no F_GETFL of its own */
+	r->fl_known = true;
 	if (iov) {
 		r->buf = iov;
 		r->nbytes = iocb->u.v.nr;

@@ -504,8 +504,10 @@ void ap_complete_unqueued(struct ap_req *r)
 
 /* The fast path: a read the page cache can serve at once is done on the
  * submitting thread with preadv2(RWF_NOWAIT), without a hand-off to a
- * worker, which costs more than the read.  Only when nothing on the fd must
- * go first (ap_q_may_bypass, queue.c).  Anything else (EAGAIN: not cached; a short read,
+ * worker, which costs more than the read.  Only a read that can never wait
+ * for a device (not O_DIRECT, whether or not its fd has a queue), and only
+ * when nothing on the fd must go first (ap_q_may_bypass, queue.c).
+ * Anything else (EAGAIN: not cached; a short read,
  * which may be a partly cached range; a pipe) is queued as usual. */
 /* With other requests in flight or unreaped (a queue depth: r->deep), the
  * inline reads of the submitting thread keep one CPU busy; a worker on
@@ -541,10 +543,21 @@ static bool may_bypass(int fd)
 	return ok;
 }
 
+/* Could the read r wait for a device whatever the page cache holds?  An
+ * O_DIRECT read does: RWF_NOWAIT does not keep it from waiting for its
+ * I/O.  O_SYNC and O_DSYNC do nothing to reads.  Unknown (fd not open):
+ * yes, the queued path reports it. */
+static bool waits_for_device(const struct ap_req *r)
+{
+	if (r->fl_known)
+		return (r->fl & O_DIRECT) != 0;
+	return ap_fd_direct(r->fd) != 0;
+}
+
 static bool try_inline(struct ap_req *r)
 {
 	if (!knob(fastpath) || (r->op != AP_OP_READ && r->op != AP_OP_READV) ||
-	    offload(r) || !may_bypass(r->fd))
+	    offload(r) || !may_bypass(r->fd) || waits_for_device(r))
 		return false;
 	/* On the user's fd: the inline read runs now, on what it names now. */
 	if (!ap_exec_nowait(r, r->fd)) {
@@ -783,7 +796,6 @@ int ap_submit(struct ap_req *r, int prio)
 		engine_unlock();
 		return EAGAIN;
 	}
-	q->direct_hint = r->direct;
 	ap_q_enqueue(&engine.q, q, r, knob(fd_concurrency));
 	admit_locked(r, q);
 	gen = q->gen;

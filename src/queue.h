@@ -59,8 +59,6 @@ struct ap_fdq {
 	unsigned nactive_writes; /* ready + running writes */
 	unsigned nactive_appends;/* of those, appends */
 	bool barrier_active;     /* an fsync is ready or running */
-	bool direct_hint;        /* the last queued request was O_DIRECT: the
-	                            fast path stays away */
 	bool detached;           /* its fd was closed: no longer in fds */
 	int heap_idx;            /* index in the run heap, -1 if not in it */
 	struct ap_fdq *next_dead;/* in ap_queues.dead */
