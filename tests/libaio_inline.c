@@ -1,6 +1,7 @@
 /* libaio_inline.c: what io_submit's fast path leaves to the pool, counted
  * by the reads the submitting thread makes itself (/proc/self/task/TID/io):
- * an O_DIRECT read never runs on the submitter. */
+ * an O_DIRECT read never runs on the submitter, and one io_submit runs at
+ * most its budget of reads inline, the rest going to the pool. */
 #include "libaio_common.h"
 #include "inline_common.h"
 
@@ -82,5 +83,72 @@ Test(libaio_inline, o_direct_io_submit_on_a_queued_fd_never_runs_on_the_submitte
 	direct_submit(d, 1);
 	direct_submit(d, 4);
 	close(d);
+	close(fd);
+}
+
+/* Events in ctx's ring, not yet reaped. */
+static unsigned ring_events(io_context_t ctx)
+{
+	struct test_ring *r = ring_of(ctx);
+	unsigned head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
+	unsigned tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+
+	return (tail + r->nr - head) % r->nr;
+}
+
+/* With the only worker held on a pipe (a POSIX read), what goes to the
+ * pool stays queued until the test lets it go. */
+static void submit_held(int fd, int n, size_t sz, bool same, bool budget)
+{
+	io_context_t ctx = new_ctx(n);
+	unsigned char *buf = page_buf((size_t)n * sz);
+	struct iocb *cbs = calloc((size_t)n, sizeof *cbs);
+	struct iocb **list = calloc((size_t)n, sizeof *list);
+	struct blocker blk;
+	struct thread_io a, b;
+
+	fastpath_on();
+	one_busy_worker(&blk);
+	for (int i = 0; i < n; i++) {
+		io_prep_pread(&cbs[i], fd, buf + (size_t)i * sz, sz,
+		              same ? 0 : (long long)i * (long long)sz);
+		list[i] = &cbs[i];
+	}
+	a = thread_io_now();
+	cr_assert_eq(io_submit(ctx, n, list), n);
+	b = thread_io_now();
+	if (budget)
+		cr_assert_lt(bytes_between(a, b), (unsigned long long)n * sz / 2,
+		             "the submitting thread read %llu of the call's %zu bytes",
+		             bytes_between(a, b), n * sz);
+	else
+		cr_assert_lt(reads_between(a, b), (unsigned long long)n,
+		             "io_submit did all %d reads itself", n);
+	cr_assert_lt(ring_events(ctx), (unsigned)n,
+	             "io_submit returned with every read done");
+	blocker_release(&blk);
+	assert_reads(ctx, cbs, n, sz, same);
+	cr_assert_eq(io_destroy(ctx), 0);
+	free(list);
+	free(cbs);
+	free(buf);
+}
+
+Test(libaio_inline, io_submit_returns_before_large_cached_reads_are_done,
+     .timeout = 60)
+{
+	const size_t n = 16 << 20;
+	int fd = cached_file(n);
+
+	submit_held(fd, 10, n, true, false);
+	close(fd);
+}
+
+Test(libaio_inline, io_submit_runs_at_most_its_budget_inline, .timeout = 60)
+{
+	enum { N = 1024, SZ = 16 * 1024 };
+	int fd = cached_file((size_t)N * SZ);
+
+	submit_held(fd, N, SZ, false, true);
 	close(fd);
 }
