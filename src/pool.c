@@ -607,6 +607,26 @@ static bool try_inline(struct ap_req *r, struct ap_call *call)
 	return true;
 }
 
+/* The fast path's rule for a caller that keeps its own request (the libev
+ * adapter, a library of its own on the public interface): the same
+ * checks as try_inline's, for a read submitted alone. */
+AP_EXPORT long aiopool_read_now(int fd, void *buf, unsigned long len,
+		long long offset)
+{
+	struct ap_req r = { .op = AP_OP_READ, .fd = fd, .buf = buf,
+	                    .nbytes = len, .offset = (off_t)offset };
+	size_t n = ap_nowait_bytes(&r);
+	int saved = errno;
+
+	if (knob(fastpath) && n && n <= INLINE_MAX && may_bypass(fd) &&
+	    !waits_for_device(&r) && ap_exec_nowait(&r, fd)) {
+		errno = saved;
+		return (long)r.res;
+	}
+	errno = EAGAIN;
+	return -1;
+}
+
 /* The request's own view of its fd's flags at submission (fl, F_GETFL)
  * and of its RWF_ flags: what the ordering rules and run_class look at. */
 static void take_flags(struct ap_req *r, int fl)

@@ -144,7 +144,8 @@ AP_HIDDEN bool ap_q_maybe_busy(int fd);
  * being queued?  Only if no request on the fd must go before it: it has no
  * queue, or it is a regular file or block device with nothing blocked and
  * no fsync pending.  (Reads pass ready and running requests there anyway,
- * may_activate says.) */
+ * may_activate says.)  Both front ends' submissions (ap_submit) and
+ * aiopool_read_now, the libev adapter's fast path, ask this. */
 AP_HIDDEN bool ap_q_may_bypass(const struct ap_fdq *q);
 
 /* Re-applies the per-fd limit after it changed. */
