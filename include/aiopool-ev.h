@@ -54,13 +54,13 @@
  * loop never waits for I/O (it reaps only what is ready), and a burst of
  * completions costs the loop one wake-up.
  *
- * The fast path: with aiopool's AIOPOOL_FASTPATH knob at 1 (aiopool_set,
- * or the environment variable), aiopool_ev_read first tries the read in
- * the loop's thread with preadv2(RWF_NOWAIT), which never waits for a
- * device: a read the page cache serves in full is done without a thread
- * hop (its callback still comes from the loop, as any other).  Not on
- * descriptors opened with O_DIRECT, and not while a write or sync of the
- * adapter is pending; anything else goes to aiopool as usual.
+ * The fast path: aiopool_ev_read first offers the read to aiopool_read_now,
+ * which runs it in the loop's thread under aiopool's own fast-path rule
+ * (the AIOPOOL_FASTPATH knob at 1, nothing queued on the fd that must go
+ * first, not O_DIRECT, at most the per-read cap, all of it cached): such
+ * a read is done without a thread hop (its callback still comes from the
+ * loop, as any other).  Never while the adapter's backlog holds requests,
+ * which aiopool has not seen; anything else goes to aiopool as usual.
  *
  * Fairness: one wake-up of the adapter's watcher runs at most `batch`
  * callbacks (64 unless aiopool_ev_set_batch says otherwise).  When more

@@ -1,6 +1,7 @@
 /* aiopool.h: aiopool's own interface, beside the POSIX <aio.h> and libaio
- * front ends: observe the engine (aiopool_stats) and tune it at run time
- * (aiopool_set / aiopool_get).  See aiopool(7). */
+ * front ends: observe the engine (aiopool_stats), tune it at run time
+ * (aiopool_set / aiopool_get), and read inline under its fast path's rules
+ * (aiopool_read_now).  See aiopool(7). */
 #ifndef AIOPOOL_H
 #define AIOPOOL_H
 
@@ -62,6 +63,15 @@ enum aiopool_knob {
 int aiopool_set(int knob, long value);
 /* The knob's value, or -1 with errno EINVAL for an unknown knob. */
 long aiopool_get(int knob);
+
+/* Reads count bytes at offset from fd now, on the calling thread, if
+ * aiopool's fast path would run such a read inline (aiopool(7)): the
+ * AIOPOOL_FASTPATH knob is 1, no request queued on fd must go first, fd is
+ * not O_DIRECT, count is at most the per-read cap, and the page cache
+ * holds all of it.  Returns count, or -1 with errno EAGAIN when the read
+ * is to go through aiopool instead (buf's contents are then unspecified).
+ * Not counted in aiopool_stats.  libaiopool-ev's fast path. */
+long aiopool_read_now(int fd, void *buf, unsigned long count, long long offset);
 
 #ifdef __cplusplus
 }

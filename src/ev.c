@@ -63,7 +63,6 @@ struct req {
 	void *data;
 	long res;                    /* in ready: the result to report */
 	bool has_res;                /* in ready: res is set (else an aiocb) */
-	bool orders;                 /* a write or sync: see try_inline */
 	unsigned char kind;          /* enum kind */
 	int op;                      /* K_AIOCB: LIO_READ... */
 	struct iocb *iocb;           /* K_IOCB: &own or the program's */
@@ -84,7 +83,6 @@ struct aiopool_ev {
 	long pending;                /* accepted, callback not started */
 	long ninflight;              /* on inflight */
 	long niocb;                  /* of those, iocbs (events to reap) */
-	long nordering;              /* pending writes and syncs */
 	bool reffed;                 /* holds a reference on the loop */
 	bool freeing;                /* aiopool_ev_free was called */
 	bool posix_first;            /* which source a wake-up serves first */
@@ -322,36 +320,31 @@ static void defer_error(struct aiopool_ev *aev, struct req *r, int err)
 	complete_now(aev, r, -(long)err);
 }
 
-/* The fast path (AIOPOOL_FASTPATH=1, as aiopool's aio_read has it): a read
- * the page cache can serve in full is done here, in the loop's thread,
- * with preadv2(RWF_NOWAIT), which never waits for a device.  Not with
- * O_DIRECT (a direct read waits for the device even so), nor past a write
- * or sync of this adapter still pending, which it might overtake.  A read
- * that would wait, comes back short (maybe only part was cached, maybe the
- * end of the file) or fails goes to aiopool as usual.  true: r is done. */
+/* The fast path: aiopool_read_now runs the read here, in the loop's
+ * thread, under the engine's own rule for aio_read and io_submit (the
+ * fast path on, nothing queued on the fd that must go first, not O_DIRECT,
+ * within the per-read cap, all of it cached).  The adapter adds one rule
+ * the engine cannot apply: nothing while its backlog holds requests, which
+ * aiopool has not seen yet and which a read must not pass (accept_req
+ * keeps the backlog in submission order).  A read that may not, or is not
+ * cached, goes to aiopool as usual.  true: r is done. */
 static bool try_inline(struct aiopool_ev *aev, struct req *r)
 {
-	struct iovec iov = { r->own.u.c.buf, r->own.u.c.nbytes };
-	int fl, saved = errno;
-	ssize_t n;
+	long n;
+	int saved = errno;
 
-	if (aev->nordering > 0 || aev->backlog.head ||
-	    aiopool_get(AIOPOOL_FASTPATH) != 1)
-		goto no;
-	fl = fcntl(r->own.aio_fildes, F_GETFL);
-	if (fl < 0 || (fl & O_DIRECT) || (fl & O_ACCMODE) == O_WRONLY)
-		goto no;
-	n = preadv2(r->own.aio_fildes, &iov, 1, (off_t)r->own.u.c.offset, RWF_NOWAIT);
-	if (n < 0 || (size_t)n != iov.iov_len)
-		goto no;
+	if (aev->backlog.head)
+		return false;
+	n = aiopool_read_now(r->own.aio_fildes, r->own.u.c.buf,
+	                     (unsigned long)r->own.u.c.nbytes,
+	                     (long long)r->own.u.c.offset);
 	errno = saved;
+	if (n < 0)
+		return false;
 	aev->pending++;
-	complete_now(aev, r, (long)n);
+	complete_now(aev, r, n);
 	update_ref(aev);
 	return true;
-no:
-	errno = saved;
-	return false;
 }
 
 /* Submits r, or keeps it for later, or fails it through its callback:
@@ -361,8 +354,6 @@ static void accept_req(struct aiopool_ev *aev, struct req *r)
 	int err;
 
 	aev->pending++;
-	if (r->orders)
-		aev->nordering++;
 	if (aev->backlog.head) {   /* keep the submission order */
 		fifo_push(&aev->backlog, r);
 	} else if ((err = try_submit(aev, r)) != 0) {
@@ -412,7 +403,6 @@ static int rw(struct aiopool_ev *aev, int op, int fd, void *buf, size_t len,
 			return 0;
 	} else {
 		io_prep_pwrite(&r->own, fd, buf, len, offset);
-		r->orders = true;
 	}
 	accept_req(aev, r);
 	return 0;
@@ -443,9 +433,6 @@ EXPORT int aiopool_ev_submit(struct aiopool_ev *aev, struct iocb *iocb,
 	r->cb = cb;
 	r->data = data;
 	r->iocb = iocb;
-	r->orders = iocb->aio_lio_opcode != IO_CMD_PREAD &&
-	            iocb->aio_lio_opcode != IO_CMD_PREADV &&
-	            iocb->aio_lio_opcode != IO_CMD_POLL;
 	accept_req(aev, r);
 	return 0;
 }
@@ -471,7 +458,6 @@ EXPORT int aiopool_ev_submit_aiocb(struct aiopool_ev *aev, struct aiocb *aiocb,
 	r->cb = cb;
 	r->data = data;
 	r->aiocb = aiocb;
-	r->orders = op != LIO_READ;
 	accept_req(aev, r);
 	return 0;
 }
@@ -486,8 +472,6 @@ static void deliver(struct aiopool_ev *aev, struct req *r, long res)
 	void *data = r->data;
 
 	aev->pending--;
-	if (r->orders)
-		aev->nordering--;
 	req_put(aev, r);
 	cb(aev, res, data);
 }

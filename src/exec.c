@@ -95,27 +95,39 @@ void ap_exec(struct ap_req *r, int fd, bool seekable)
 	r->err = n < 0 ? errno : 0;
 }
 
+size_t ap_nowait_bytes(const struct ap_req *r)
+{
+	const struct iovec *iov = r->buf;
+	size_t want = 0;
+
+	if (r->offset < 0)
+		return 0;
+	if (r->op == AP_OP_READ)
+		return r->nbytes <= SSIZE_MAX ? r->nbytes : 0;
+	if (r->op != AP_OP_READV || r->nbytes == 0 || r->nbytes > 16)
+		return 0;
+	for (size_t i = 0; i < r->nbytes; i++) {
+		if (iov[i].iov_len > SSIZE_MAX - want)
+			return 0;
+		want += iov[i].iov_len;
+	}
+	return want;
+}
+
 bool ap_exec_nowait(struct ap_req *r, int fd)
 {
 	struct iovec one = { r->buf, r->nbytes };
 	const struct iovec *iov = &one;
 	int cnt = 1;
-	size_t want = r->nbytes;
+	size_t want = ap_nowait_bytes(r);
 	ssize_t n;
 
+	if (want == 0)
+		return false;
 	if (r->op == AP_OP_READV) {
-		if (r->nbytes == 0 || r->nbytes > 16)
-			return false;
 		iov = r->buf;
 		cnt = (int)r->nbytes;
-		want = 0;
-		for (int i = 0; i < cnt; i++)
-			want += iov[i].iov_len;
-	} else if (r->op != AP_OP_READ) {
-		return false;
 	}
-	if (want == 0 || want > SSIZE_MAX || r->offset < 0)
-		return false;
 	n = preadv2(fd, iov, cnt, r->offset, r->rw_flags | RWF_NOWAIT);
 	if (n < 0 || (size_t)n != want)
 		return false;

@@ -1,4 +1,5 @@
-/* fdclose.c: closing an fd with requests queued on it.
+/* fdclose.c: closing an fd with requests queued on it, and keeping the fd
+ * flags cache (queue.c) true.
  *
  * Requests are queued by fd number, as glibc's are.  aiopool's close(),
  * dup2() and dup3() cancel what is still queued on the fd they close (POSIX
@@ -32,18 +33,29 @@
  * once at start-up, after the cancelling; a deferred cancel pending at the
  * call acts before anything is cancelled or closed.
  *
- * Programs get these through -laiopool or LD_PRELOAD, ahead of glibc's.
- * Closes that do not go through these symbols (inside glibc, such as
- * fclose, or a raw system call) are not seen.
+ * The fast path asks whether an fd is O_DIRECT from a per-fd-number cache
+ * (ap_fd_direct): every change these calls make to what a number names,
+ * and fcntl's F_SETFL (the one call that can set O_DIRECT) and F_DUPFD
+ * (a new number), drop the number's cached flags after the system call
+ * (ap_fd_flags_changed), so that for them the cache is exact.  fcntl and
+ * fcntl64 are interposed for that alone: they are glibc's, then the drop.
  *
- * Owns next_close, written once by the constructor.  Takes no lock itself
- * (the engine's functions take the engine's).
+ * Programs get these through -laiopool or LD_PRELOAD, ahead of glibc's.
+ * Closes and flag changes that do not go through these symbols (inside
+ * glibc, such as fclose, close_range, a raw system call, or another process
+ * sharing the open file description) are not seen: the cache's answers
+ * expire after AP_FDFLAGS_TTL_MS for them.
+ *
+ * Owns next_close, next_fcntl and next_fcntl64, written once by the
+ * constructor.  Takes no lock itself (the engine's functions take the
+ * engine's).
  */
 #include "config.h"
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -51,12 +63,18 @@
 
 /* glibc's close, a cancellation point; NULL before the constructor ran. */
 static int (*next_close)(int fd);
+/* glibc's fcntl and fcntl64 (F_SETLKW is a cancellation point); NULL
+ * before the constructor ran. */
+typedef int fcntl_fn(int fd, int cmd, ...);
+static fcntl_fn *next_fcntl, *next_fcntl64;
 
 __attribute__((constructor)) static void fdclose_init(void)
 {
 	int (*fn)(int) = (int (*)(int))dlsym(RTLD_NEXT, "close");
 
 	ap_store(&next_close, fn);
+	ap_store(&next_fcntl, (fcntl_fn *)dlsym(RTLD_NEXT, "fcntl"));
+	ap_store(&next_fcntl64, (fcntl_fn *)dlsym(RTLD_NEXT, "fcntl64"));
 }
 
 /* glibc's versions of these names: binaries reference close@GLIBC_2.2.5
@@ -80,6 +98,7 @@ __attribute__((visibility("default"))) int close(int fd)
 	pthread_testcancel();   /* a pending cancel acts before anything */
 	gen = ap_fd_gen(fd);
 	rc = fn ? fn(fd) : (int)syscall(SYS_close, fd);
+	ap_fd_flags_changed(fd);   /* even on EINTR or EIO, as below */
 	if (gen)   /* even on EINTR or EIO: Linux has closed the fd */
 		replaced(fd, gen);
 	return rc;
@@ -87,6 +106,7 @@ __attribute__((visibility("default"))) int close(int fd)
 
 int ap_close(int fd)
 {
+	ap_fd_flags_changed(fd);   /* before: the number is not ours after */
 #if defined(__SANITIZE_THREAD__)
 	/* ThreadSanitizer follows descriptors through the calls it intercepts:
 	 * a close it does not see makes the next pipe on the number look like
@@ -103,6 +123,8 @@ __attribute__((visibility("default"))) int dup2(int oldfd, int newfd)
 	uint64_t gen = ap_fd_gen(newfd);
 	int rc = (int)syscall(SYS_dup2, oldfd, newfd);
 
+	if (rc >= 0)
+		ap_fd_flags_changed(newfd);
 	/* dup2 onto itself closes nothing */
 	if (rc >= 0 && gen && oldfd != newfd)
 		replaced(newfd, gen);
@@ -114,7 +136,48 @@ __attribute__((visibility("default"))) int dup3(int oldfd, int newfd, int flags)
 	uint64_t gen = ap_fd_gen(newfd);
 	int rc = (int)syscall(SYS_dup3, oldfd, newfd, flags);
 
+	if (rc >= 0)
+		ap_fd_flags_changed(newfd);
 	if (rc >= 0 && gen)
 		replaced(newfd, gen);
 	return rc;
+}
+
+/* fcntl through fn (glibc's), then what the cache must hear of: F_SETFL
+ * changed fd's flags, F_DUPFD gave a number the cache may still hold a
+ * closed file's flags for.  arg is taken as glibc takes it, a pointer's
+ * worth whatever cmd is. */
+static int fcntl_via(fcntl_fn *fn, int fd, int cmd, void *arg)
+{
+	int rc = fn ? fn(fd, cmd, arg) : (int)syscall(SYS_fcntl, fd, cmd, arg);
+	int saved = errno;
+
+	if (rc >= 0 && cmd == F_SETFL)
+		ap_fd_flags_changed(fd);
+	else if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+		ap_fd_flags_changed(rc);
+	errno = saved;
+	return rc;
+}
+
+__attribute__((visibility("default"))) int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_via(ap_load(&next_fcntl), fd, cmd, arg);
+}
+
+__attribute__((visibility("default"))) int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_via(ap_load(&next_fcntl64), fd, cmd, arg);
 }

@@ -116,6 +116,11 @@ struct ap_req {
 	                                 appends, one at a time, in order */
 	bool direct;                  /* O_DIRECT: waits for the device */
 	bool sync;                    /* O_SYNC, O_DSYNC, RWF_SYNC, RWF_DSYNC */
+	/* Set by a front end that asked F_GETFL of fd itself at submission
+	 * (libaio): the fast path takes O_DIRECT from fl, not from the cache
+	 * (ap_fd_direct). */
+	bool fl_known;
+	int fl;
 
 	/* The operation, set by the front end before ap_submit, then read-only. */
 	unsigned char op;             /* enum ap_op */
@@ -176,10 +181,22 @@ AP_HIDDEN extern struct ap_knobs ap_knobs;
 AP_HIDDEN struct ap_req *ap_req_alloc(void);
 AP_HIDDEN void ap_req_free(struct ap_req *r);
 
-/* Queues r (state AP_ST_NEW) with priority prio.  0, or an errno value:
- * EAGAIN when the queue bound is reached or no worker can run it.  On
- * error r is untouched and still the caller's. */
-AP_HIDDEN int ap_submit(struct ap_req *r, int prio);
+/* One front-end call that submits several requests (lio_listio,
+ * io_submit): what it may still run inline, on the calling thread.  The
+ * front end starts it with ap_call_begin and hands it to each of the
+ * call's ap_submit; it lives on the caller's stack for the call only. */
+struct ap_call {
+	size_t inline_left;   /* bytes of budget left; 0: spent, the rest of
+	                         the call goes to the pool */
+};
+AP_HIDDEN void ap_call_begin(struct ap_call *call);
+
+/* Queues r (state AP_ST_NEW) with priority prio, or runs it inline when
+ * the fast path may (a cached read, within the per-request cap and call's
+ * budget: call, or NULL for a call that submits r alone).  0, or an errno
+ * value: EAGAIN when the queue bound is reached or no worker can run it.
+ * On error r is untouched and still the caller's. */
+AP_HIDDEN int ap_submit(struct ap_req *r, int prio, struct ap_call *call);
 
 /* Cancels queued requests on fd (or on every fd when fd < 0) for which
  * match(r, arg) is true: each gets err ECANCELED, res -1, r->quiet as
@@ -239,6 +256,19 @@ AP_HIDDEN void ap_atfork_register(void (*prepare)(void), void (*parent)(void),
  * bookkeeping for stats, then finish under the lock and notify. */
 AP_HIDDEN void ap_complete_unqueued(struct ap_req *r);
 
+/* ---- queue.c: the fd flags cache ------------------------------------- */
+
+/* Is the open file description fd names in O_DIRECT mode?  1 or 0, or -1
+ * if fd is not open.  From a per-fd-number cache of F_GETFL: an answer is
+ * trusted for AP_FDFLAGS_TTL_MS by the coarse monotonic clock, then asked
+ * again; ap_fd_flags_changed drops it at once.  Lock-free. */
+#define AP_FDFLAGS_TTL_MS 1
+AP_HIDDEN int ap_fd_direct(int fd);
+/* fd was closed, replaced, duplicated onto or had its flags set (F_SETFL):
+ * its cached flags are dropped.  Call it after the system call.
+ * Async-signal-safe: it allocates nothing and takes no lock. */
+AP_HIDDEN void ap_fd_flags_changed(int fd);
+
 /* ---- exec.c ----------------------------------------------------------- */
 
 /* Runs r's system call on fd (a worker passes its queue's pinned
@@ -247,6 +277,10 @@ AP_HIDDEN void ap_complete_unqueued(struct ap_req *r);
  * position.  A write with r->append set appends (RWF_APPEND) whatever the
  * description's flags are by now. */
 AP_HIDDEN void ap_exec(struct ap_req *r, int fd, bool seekable);
+/* The bytes a read ap_exec_nowait may try would transfer, or 0 when it
+ * cannot be tried (not a read, more than 16 segments, nothing to read, a
+ * negative offset). */
+AP_HIDDEN size_t ap_nowait_bytes(const struct ap_req *r);
 /* Tries a read on fd, seekable, with RWF_NOWAIT: true if it transferred
  * everything asked (r->res, r->err set); false if it would have had to wait
  * for the device, came back short or failed, and r must be run with

@@ -1142,8 +1142,10 @@ static int copy_iov(const struct iocb *iocb, struct iovec **out)
 	return 0;
 }
 
-/* Queues one iocb: 0 or an errno value (then nothing was queued). */
-static int submit_one(struct ap_ctx *ctx, struct iocb *iocb)
+/* Queues one iocb of the io_submit call `call': 0 or an errno value (then
+ * nothing was queued). */
+static int submit_one(struct ap_ctx *ctx, struct iocb *iocb,
+		struct ap_call *call)
 {
 	struct ap_req *r;
 	struct iovec *iov = NULL;
@@ -1224,6 +1226,8 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb)
 	r->op = (unsigned char)op;
 	r->fd = iocb->aio_fildes;
 	r->rw_flags = (int)iocb->aio_rw_flags;
+	r->fl = fl;            /* the fast path needs no F_GETFL of its own */
+	r->fl_known = true;
 	if (iov) {
 		r->buf = iov;
 		r->nbytes = iocb->u.v.nr;
@@ -1245,7 +1249,7 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb)
 	ap_add(&ctx->refs, 1);   /* dropped by aio_notify */
 
 	/* From here on r may complete, and be freed, at any moment. */
-	err = op == AP_OP_POLL ? poll_submit(r) : ap_submit(r, prio);
+	err = op == AP_OP_POLL ? poll_submit(r) : ap_submit(r, prio, call);
 	if (err) {
 		free(iov);
 		ap_req_free(r);
@@ -1264,6 +1268,7 @@ fail:
 static int la_submit(io_context_t handle, long nr, struct iocb *ios[])
 {
 	struct ap_ctx *ctx;
+	struct ap_call call;   /* the inline budget of the whole call */
 	long i = 0;
 	int err = 0;
 
@@ -1273,11 +1278,12 @@ static int la_submit(io_context_t handle, long nr, struct iocb *ios[])
 		return -EINVAL;
 	if (nr > 0 && bad_ptr(ios, sizeof *ios))
 		err = EFAULT;
+	ap_call_begin(&call);
 	for (; !err && i < nr; i++) {
 		if (ctx_dead(ctx))
 			err = EINVAL;   /* io_destroy has begun meanwhile */
 		else
-			err = submit_one(ctx, ios[i]);
+			err = submit_one(ctx, ios[i], &call);
 		if (err)
 			break;
 	}

@@ -502,12 +502,6 @@ void ap_complete_unqueued(struct ap_req *r)
 	r->ops->notify(r);
 }
 
-/* The fast path: a read the page cache can serve at once is done on the
- * submitting thread with preadv2(RWF_NOWAIT), without a hand-off to a
- * worker, which costs more than the read.  Only when nothing on the fd must
- * go first: it has no queue, or it is a regular file with nothing blocked
- * and no fsync pending.  Anything else (EAGAIN: not cached; a short read,
- * which may be a partly cached range; a pipe) is queued as usual. */
 /* With other requests in flight or unreaped (a queue depth: r->deep), the
  * inline reads of the submitting thread keep one CPU busy; a worker on
  * another CPU can serve some of them side by side.  A read then goes to the
@@ -527,20 +521,81 @@ static bool offload(const struct ap_req *r)
 	return ++seed % 64 == 0;
 }
 
-static bool try_inline(struct ap_req *r)
-{
-	struct ap_fdq *q;
-	bool clear;
+/* The fast path's bounds, chosen by measuring a cached preadv2 by size
+ * against a hand-off to a worker (docs/tuning.md).  A read is charged its
+ * bytes and INLINE_FIXED, the fixed cost of its system call in bytes of
+ * copying, so that the per-call budget bounds the time spent, for small
+ * reads as for large ones. */
+#define INLINE_MAX    (256 * 1024)  /* per read: about 12 us copying */
+#define INLINE_BUDGET (1024 * 1024) /* per call: about one hand-off */
+#define INLINE_FIXED  (32 * 1024)   /* a system call, about 1.5 us */
 
-	if (!knob(fastpath) || (r->op != AP_OP_READ && r->op != AP_OP_READV) ||
-	    offload(r))
+void ap_call_begin(struct ap_call *call)
+{
+	call->inline_left = INLINE_BUDGET;
+}
+
+/* May a read of n bytes run inline within call's budget (NULL: a call of
+ * its own)?  Charges it if so.  The first read that does not fit spends
+ * the budget: the rest of the call goes to the pool, in order. */
+static bool inline_fits(size_t n, struct ap_call *call)
+{
+	size_t charge = n + INLINE_FIXED;
+
+	if (n == 0 || n > INLINE_MAX)
 		return false;
+	if (!call)
+		return true;
+	if (charge > call->inline_left) {
+		call->inline_left = 0;
+		return false;
+	}
+	call->inline_left -= charge;
+	return true;
+}
+
+/* May a read on fd bypass its queue (ap_q_may_bypass)?  Without the lock
+ * when fd has no queue: the busy map's "no" is certain, and a queue this
+ * thread made is in it before its submission returned. */
+static bool may_bypass(int fd)
+{
+	bool ok;
+
+	if (!ap_q_maybe_busy(fd))
+		return true;
 	ap_lock(&engine.lock);
-	q = ap_q_lookup(&engine.q, r->fd);
-	clear = !q || (q->kind.parallel && !q->direct_hint &&
-	               !q->blocked.head && !q->barrier_active);
+	ok = ap_q_may_bypass(ap_q_lookup(&engine.q, fd));
 	engine_unlock();
-	if (!clear)
+	return ok;
+}
+
+/* Could the read r wait for a device whatever the page cache holds?  An
+ * O_DIRECT read does: RWF_NOWAIT does not keep it from waiting for its
+ * I/O.  O_SYNC and O_DSYNC do nothing to reads.  Unknown (fd not open):
+ * yes, the queued path reports it. */
+static bool waits_for_device(const struct ap_req *r)
+{
+	if (r->fl_known)
+		return (r->fl & O_DIRECT) != 0;
+	return ap_fd_direct(r->fd) != 0;
+}
+
+/* The fast path: a read the page cache can serve at once is done on the
+ * submitting thread with preadv2(RWF_NOWAIT), without a hand-off to a
+ * worker, which costs more than the read.  Only a read that can never wait
+ * for a device (not O_DIRECT), no larger than INLINE_MAX, within its
+ * call's budget, and only when nothing on the fd must go first
+ * (ap_q_may_bypass).  Anything else (EAGAIN: not cached; a short read,
+ * which may be a partly cached range; a pipe) is queued as usual.  What it
+ * cannot see blocking (a page fault on the buffer, an atime update) is in
+ * aiopool(7). */
+static bool try_inline(struct ap_req *r, struct ap_call *call)
+{
+	size_t n;
+
+	if (!knob(fastpath) || !(n = ap_nowait_bytes(r)) || n > INLINE_MAX ||
+	    offload(r) || !may_bypass(r->fd) || waits_for_device(r) ||
+	    !inline_fits(n, call))
 		return false;
 	/* On the user's fd: the inline read runs now, on what it names now. */
 	if (!ap_exec_nowait(r, r->fd)) {
@@ -550,6 +605,26 @@ static bool try_inline(struct ap_req *r)
 	r->fast = true;
 	ap_complete_unqueued(r);
 	return true;
+}
+
+/* The fast path's rule for a caller that keeps its own request (the libev
+ * adapter, a library of its own on the public interface): the same
+ * checks as try_inline's, for a read submitted alone. */
+AP_EXPORT long aiopool_read_now(int fd, void *buf, unsigned long len,
+		long long offset)
+{
+	struct ap_req r = { .op = AP_OP_READ, .fd = fd, .buf = buf,
+	                    .nbytes = len, .offset = (off_t)offset };
+	size_t n = ap_nowait_bytes(&r);
+	int saved = errno;
+
+	if (knob(fastpath) && n && n <= INLINE_MAX && may_bypass(fd) &&
+	    !waits_for_device(&r) && ap_exec_nowait(&r, fd)) {
+		errno = saved;
+		return (long)r.res;
+	}
+	errno = EAGAIN;
+	return -1;
 }
 
 /* The request's own view of its fd's flags at submission (fl, F_GETFL)
@@ -750,7 +825,7 @@ static int undo_if_unstartable(struct ap_req *r, int fd, uint64_t gen,
 /* Queued submissions look at the fd (fstat, F_GETFL: two system calls, no
  * lock): the request runs with the flags the fd has now, on the file it
  * names now, pinned. */
-int ap_submit(struct ap_req *r, int prio)
+int ap_submit(struct ap_req *r, int prio, struct ap_call *call)
 {
 	struct ap_fdid id;
 	struct ap_fdq *q;
@@ -761,7 +836,7 @@ int ap_submit(struct ap_req *r, int prio)
 	r->prio = prio;
 	if (r->fd < 0)
 		goto bad_fd;
-	if (try_inline(r))
+	if (try_inline(r, call))
 		return 0;
 	do {
 		seen = ap_load(&engine.q.gen);
@@ -779,7 +854,6 @@ int ap_submit(struct ap_req *r, int prio)
 		engine_unlock();
 		return EAGAIN;
 	}
-	q->direct_hint = r->direct;
 	ap_q_enqueue(&engine.q, q, r, knob(fd_concurrency));
 	admit_locked(r, q);
 	gen = q->gen;

@@ -209,7 +209,9 @@ static int thread_prio(void)
 	return sp.sched_priority;
 }
 
-static int submit(struct aiocb *cb, int op, struct ap_lio *lio)
+/* Submits cb: lio and call are its lio_listio call's, or NULL. */
+static int submit(struct aiocb *cb, int op, struct ap_lio *lio,
+		struct ap_call *call)
 {
 	struct ap_req *r;
 	int prio = thread_prio(), err;
@@ -253,7 +255,7 @@ static int submit(struct aiocb *cb, int op, struct ap_lio *lio)
 		ap_add(&lio->refs, 2);
 	}
 	r->deep = ap_add(&posix_depth, 1) > 1;
-	err = ap_submit(r, prio - cb->aio_reqprio);
+	err = ap_submit(r, prio - cb->aio_reqprio, call);
 	if (err) {
 		ap_add(&posix_depth, -1);
 		if (lio) {
@@ -269,12 +271,12 @@ static int submit(struct aiocb *cb, int op, struct ap_lio *lio)
 
 static int p_read(struct aiocb *cb)
 {
-	return submit(cb, AP_OP_READ, NULL);
+	return submit(cb, AP_OP_READ, NULL, NULL);
 }
 
 static int p_write(struct aiocb *cb)
 {
-	return submit(cb, AP_OP_WRITE, NULL);
+	return submit(cb, AP_OP_WRITE, NULL, NULL);
 }
 
 static int p_fsync(int op, struct aiocb *cb)
@@ -289,7 +291,7 @@ static int p_fsync(int op, struct aiocb *cb)
 	}
 	if (fcntl(cb->aio_fildes, F_GETFL) < 0)
 		return fail(cb, EBADF);
-	return submit(cb, op == O_SYNC ? AP_OP_FSYNC : AP_OP_FDSYNC, NULL);
+	return submit(cb, op == O_SYNC ? AP_OP_FSYNC : AP_OP_FDSYNC, NULL, NULL);
 }
 
 /* ---- status -------------------------------------------------------------- */
@@ -394,6 +396,7 @@ static int p_lio_listio(int mode, struct aiocb *const list[], int nent,
 		struct sigevent *sig)
 {
 	struct ap_lio *lio;
+	struct ap_call call;   /* the inline budget of the whole list */
 	bool failed = false, eagain = false;
 	int err = 0;
 
@@ -416,6 +419,7 @@ static int p_lio_listio(int mode, struct aiocb *const list[], int nent,
 		lio->note.arg = lio;
 	}
 
+	ap_call_begin(&call);
 	for (int i = 0; i < nent; i++) {
 		struct aiocb *cb = list[i];
 		int op;
@@ -432,7 +436,7 @@ static int p_lio_listio(int mode, struct aiocb *const list[], int nent,
 			failed = true;
 			continue;
 		}
-		if (submit(cb, op, lio) < 0) {
+		if (submit(cb, op, lio, &call) < 0) {
 			failed = true;
 			eagain |= errno == EAGAIN;
 		}

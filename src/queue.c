@@ -5,13 +5,17 @@
  * done), each fdq's lists, the run heap of fdqs.  Everything here is guarded by ap_engine.lock
  * (pool.c), which every caller holds; this file takes no lock itself.
  *
- * The ordering rules live in may_activate(): what POSIX orders is
- * serialised, everything else on a regular file may run side by side.
- * They look at each request's own flags (struct ap_req's append), never at
- * what an fd's flags were when its fdq was made.
+ * The ordering rules live here: may_activate() says when a queued request
+ * may start (what POSIX orders is serialised, everything else on a regular
+ * file may run side by side), ap_q_may_bypass() when a read may skip the
+ * queue and run on its submitting thread.  They look at each request's own
+ * flags (struct ap_req's append), never at what an fd's flags were when its
+ * fdq was made.
  *
  * The ap_fd_ functions are the exception to "no system call": they look at
- * and pin fds, and are called without the lock.
+ * and pin fds, and are called without the lock.  So is the fd flags cache
+ * (ap_fd_direct, ap_fd_flags_changed), lock-free, which answers the fast
+ * path's question "is this fd O_DIRECT?" without a system call per read.
  * Priority picks among ready requests only, so it never moves a request
  * past a barrier or an ordered write.  The heap is keyed by each fdq's best
  * ready request (priority, then submission order), so workers take requests
@@ -25,6 +29,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "queue.h"
@@ -202,6 +207,11 @@ static bool may_activate(const struct ap_fdq *q, const struct ap_req *r)
 	return true;
 }
 
+bool ap_q_may_bypass(const struct ap_fdq *q)
+{
+	return !q || (q->kind.parallel && !q->blocked.head && !q->barrier_active);
+}
+
 /* ---- the run heap ------------------------------------------------------ */
 
 /* Is a's best ready request to run before b's? */
@@ -329,6 +339,91 @@ bool ap_q_maybe_busy(int fd)
 		return false;
 	w = map_word(fd, false);
 	return w && (ap_load(w) & (1ULL << (fd % 64)));
+}
+
+/* ---- the fd flags cache ------------------------------------------------ */
+
+/* What F_GETFL said of each fd number, so that the fast path need not ask
+ * before every read (a system call costs more than a cached 4 KiB read).
+ * One word per number, in chunks like the busy map's, read and written
+ * with atomics, never under a lock:
+ *   bits 40-63  epoch: bumped by every ap_fd_flags_changed
+ *   bits  8-39  when F_GETFL was asked (coarse monotonic milliseconds)
+ *   bit      1  O_DIRECT was set
+ *   bit      0  the word holds an answer
+ * A filler reads the word, asks F_GETFL, and stores its answer only if the
+ * word is unchanged (compare-and-swap): a change made meanwhile (epoch
+ * bumped) is never overwritten by an answer from before it. */
+#define FL_VALID  1ULL
+#define FL_DIRECT 2ULL
+#define FL_STAMP_SHIFT 8
+#define FL_EPOCH_SHIFT 40
+static uint64_t *flags_map[MAP_CHUNKS];
+
+static uint64_t *flags_word(int fd, bool create)
+{
+	uint64_t *chunk, *fresh;
+
+	if (fd < 0)
+		return NULL;
+	chunk = ap_load(&flags_map[fd >> MAP_CHUNK_BITS]);
+	if (!chunk && create) {
+		fresh = calloc((size_t)1 << MAP_CHUNK_BITS, sizeof *fresh);
+		if (!fresh)
+			return NULL;
+		/* Two threads may both allocate: one chunk wins. */
+		if (__atomic_compare_exchange_n(&flags_map[fd >> MAP_CHUNK_BITS],
+		                                &chunk, fresh, false,
+		                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			chunk = fresh;
+		else
+			free(fresh);
+	}
+	return chunk ? &chunk[fd & ((1 << MAP_CHUNK_BITS) - 1)] : NULL;
+}
+
+static uint32_t coarse_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);  /* the vDSO: no system call */
+	return (uint32_t)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+int ap_fd_direct(int fd)
+{
+	uint64_t *w = flags_word(fd, true), old, fresh;
+	uint32_t now = coarse_ms();
+	int fl, saved = errno;
+
+	old = w ? ap_load(w) : 0;
+	if ((old & FL_VALID) &&
+	    now - (uint32_t)(old >> FL_STAMP_SHIFT) < AP_FDFLAGS_TTL_MS)
+		return (old & FL_DIRECT) != 0;
+	fl = fcntl(fd, F_GETFL);
+	errno = saved;
+	if (fl < 0)
+		return -1;
+	fresh = (old >> FL_EPOCH_SHIFT << FL_EPOCH_SHIFT) |
+	        ((uint64_t)now << FL_STAMP_SHIFT) | FL_VALID |
+	        ((fl & O_DIRECT) ? FL_DIRECT : 0);
+	if (w)
+		__atomic_compare_exchange_n(w, &old, fresh, false,
+		                            __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+	return (fl & O_DIRECT) != 0;
+}
+
+void ap_fd_flags_changed(int fd)
+{
+	uint64_t *w = flags_word(fd, false), old, bumped;
+
+	if (!w)
+		return;
+	old = ap_load(w);
+	do
+		bumped = ((old >> FL_EPOCH_SHIFT) + 1) << FL_EPOCH_SHIFT;
+	while (!__atomic_compare_exchange_n(w, &old, bumped, true,
+	                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
 }
 
 /* ---- fdqs -------------------------------------------------------------- */

@@ -59,8 +59,6 @@ struct ap_fdq {
 	unsigned nactive_writes; /* ready + running writes */
 	unsigned nactive_appends;/* of those, appends */
 	bool barrier_active;     /* an fsync is ready or running */
-	bool direct_hint;        /* the last queued request was O_DIRECT: the
-	                            fast path stays away */
 	bool detached;           /* its fd was closed: no longer in fds */
 	int heap_idx;            /* index in the run heap, -1 if not in it */
 	struct ap_fdq *next_dead;/* in ap_queues.dead */
@@ -140,6 +138,15 @@ AP_HIDDEN void ap_q_detach(struct ap_queues *qs, int fd);
 /* Without the lock: may fd have an fdq?  False is certain; a true may be
  * stale, to be checked under the lock. */
 AP_HIDDEN bool ap_q_maybe_busy(int fd);
+
+/* The bypass rule, beside may_activate's: may a read on the fd whose fdq
+ * is q (NULL: it has none) run now, on the submitting thread, without
+ * being queued?  Only if no request on the fd must go before it: it has no
+ * queue, or it is a regular file or block device with nothing blocked and
+ * no fsync pending.  (Reads pass ready and running requests there anyway,
+ * may_activate says.)  Both front ends' submissions (ap_submit) and
+ * aiopool_read_now, the libev adapter's fast path, ask this. */
+AP_HIDDEN bool ap_q_may_bypass(const struct ap_fdq *q);
 
 /* Re-applies the per-fd limit after it changed. */
 AP_HIDDEN void ap_q_relimit(struct ap_queues *qs, int limit);

@@ -109,11 +109,12 @@ static const char *const posix_names[] = {
 };
 
 /* Besides the interface: aiopool's close, dup2 and dup3, which cancel
- * what is queued on the fd they close; syscall, which serves the AIO
- * system calls on aiopool's contexts; _exit and _Exit, which print
+ * what is queued on the fd they close; fcntl and fcntl64, which keep the
+ * fast path's fd flags cache true after F_SETFL; syscall, which serves the
+ * AIO system calls on aiopool's contexts; _exit and _Exit, which print
  * AIOPOOL_STATS's line. */
 static const char *const fd_names[] = {
-	"close", "dup2", "dup3", "syscall", "_exit", "_Exit",
+	"close", "dup2", "dup3", "fcntl", "fcntl64", "syscall", "_exit", "_Exit",
 };
 
 static bool allowed(const char *name)

@@ -1,0 +1,213 @@
+/* posix_inline.c: what the POSIX fast path (aio_read, lio_listio) leaves
+ * to the pool.  A read the submitting thread runs itself shows in its own
+ * read count (/proc/self/task/TID/io), so these count the reads rather than
+ * time anything: an O_DIRECT read never runs on the submitter, a read
+ * larger than the per-read cap neither, and one call runs at most its
+ * budget of reads inline. */
+#include "inline_common.h"
+
+#define DIRECT_SIZE (64 * 1024)
+
+static void fastpath_on(void)
+{
+	cr_assert_eq(aiopool_set(AIOPOOL_FASTPATH, 1), 0);
+}
+
+/* Waits for cb, checks that it read n bytes of pattern at off. */
+static void assert_read(struct aiocb *cb, size_t n, off_t off)
+{
+	cr_assert_eq(wait_aio(cb), 0, "read at %lld: %s", (long long)off,
+	             strerror(aio_error(cb)));
+	cr_assert_eq(aio_return(cb), (ssize_t)n);
+	assert_pattern((const unsigned char *)cb->aio_buf, n, off);
+}
+
+/* An fd with a queue that knows it as buffered: an fsync made the queue
+ * before F_SETFL turned O_DIRECT on. */
+static int direct_with_queue(int fd)
+{
+	int d = reopen(fd, 0);
+	struct aiocb sync;
+
+	memset(&sync, 0, sizeof sync);
+	sync.aio_fildes = d;
+	cr_assert_eq(aio_fsync(O_SYNC, &sync), 0);
+	cr_assert_eq(wait_aio(&sync), 0);
+	cr_assert_eq(aio_return(&sync), 0);
+	if (fcntl(d, F_SETFL, fcntl(d, F_GETFL) | O_DIRECT) < 0)
+		cr_skip_test("F_SETFL O_DIRECT: %s", strerror(errno));
+	return d;
+}
+
+static void direct_aio_read(int d)
+{
+	unsigned char *buf = page_buf(4096);
+	struct aiocb cb;
+	struct thread_io a, b;
+
+	fill_cb(&cb, d, buf, 4096, 8192);
+	a = thread_io_now();
+	cr_assert_eq(aio_read(&cb), 0, "aio_read: %s", strerror(errno));
+	b = thread_io_now();
+	cr_assert_eq(reads_between(a, b), 0,
+	             "aio_read ran %llu O_DIRECT read(s) on the submitting thread",
+	             reads_between(a, b));
+	assert_read(&cb, 4096, 8192);
+	free(buf);
+}
+
+static void direct_lio(int d)
+{
+	enum { N = 4 };
+	unsigned char *buf = page_buf(N * 4096);
+	struct aiocb cbs[N], *list[N];
+	struct thread_io a, b;
+
+	for (int i = 0; i < N; i++) {
+		fill_cb(&cbs[i], d, buf + i * 4096, 4096, i * 4096);
+		cbs[i].aio_lio_opcode = LIO_READ;
+		list[i] = &cbs[i];
+	}
+	a = thread_io_now();
+	cr_assert_eq(lio_listio(LIO_NOWAIT, list, N, NULL), 0, "lio_listio: %s",
+	             strerror(errno));
+	b = thread_io_now();
+	cr_assert_eq(reads_between(a, b), 0,
+	             "lio_listio ran %llu O_DIRECT read(s) on the submitting thread",
+	             reads_between(a, b));
+	for (int i = 0; i < N; i++)
+		assert_read(&cbs[i], 4096, i * 4096);
+	free(buf);
+}
+
+Test(posix_inline, o_direct_aio_read_never_runs_on_the_submitter)
+{
+	int fd = cached_file(DIRECT_SIZE), d = reopen(fd, O_DIRECT);
+
+	fastpath_on();
+	direct_aio_read(d);
+	close(d);
+	close(fd);
+}
+
+Test(posix_inline, o_direct_aio_read_on_a_queued_fd_never_runs_on_the_submitter)
+{
+	int fd = cached_file(DIRECT_SIZE), d;
+
+	fastpath_on();
+	d = direct_with_queue(fd);
+	direct_aio_read(d);
+	close(d);
+	close(fd);
+}
+
+Test(posix_inline, o_direct_lio_listio_never_runs_on_the_submitter)
+{
+	int fd = cached_file(DIRECT_SIZE), d = reopen(fd, O_DIRECT);
+
+	fastpath_on();
+	direct_lio(d);
+	close(d);
+	close(fd);
+}
+
+Test(posix_inline, o_direct_lio_listio_on_a_queued_fd_never_runs_on_the_submitter)
+{
+	int fd = cached_file(DIRECT_SIZE), d;
+
+	fastpath_on();
+	d = direct_with_queue(fd);
+	direct_lio(d);
+	close(d);
+	close(fd);
+}
+
+/* With the only worker held on a pipe, what goes to the pool stays queued
+ * until the test lets it go: a request done at return was done by the
+ * submitter. */
+Test(posix_inline, a_large_aio_read_is_left_to_the_pool, .timeout = 60)
+{
+	const size_t n = 16 << 20;
+	int fd = cached_file(n);
+	unsigned char *buf = page_buf(n);
+	struct blocker blk;
+	struct aiocb cb;
+
+	fastpath_on();
+	one_busy_worker(&blk);
+	fill_cb(&cb, fd, buf, n, 0);
+	cr_assert_eq(aio_read(&cb), 0, "aio_read: %s", strerror(errno));
+	cr_assert_eq(aio_error(&cb), EINPROGRESS,
+	             "a 16 MiB cached read was done inside aio_read");
+	blocker_release(&blk);
+	assert_read(&cb, n, 0);
+	free(buf);
+	close(fd);
+}
+
+Test(posix_inline, lio_nowait_returns_before_a_list_of_large_cached_reads_is_done,
+     .timeout = 60)
+{
+	enum { N = 10 };
+	const size_t n = 16 << 20;
+	int fd = cached_file(n), pending = 0;
+	struct aiocb cbs[N], *list[N];
+	struct blocker blk;
+	struct thread_io a, b;
+
+	fastpath_on();
+	one_busy_worker(&blk);
+	for (int i = 0; i < N; i++) {
+		fill_cb(&cbs[i], fd, page_buf(n), n, 0);
+		cbs[i].aio_lio_opcode = LIO_READ;
+		list[i] = &cbs[i];
+	}
+	a = thread_io_now();
+	cr_assert_eq(lio_listio(LIO_NOWAIT, list, N, NULL), 0, "lio_listio: %s",
+	             strerror(errno));
+	b = thread_io_now();
+	for (int i = 0; i < N; i++)
+		pending += aio_error(&cbs[i]) == EINPROGRESS;
+	cr_assert_gt(pending, 0, "lio_listio(LIO_NOWAIT) returned with all %d "
+	             "reads done (%llu read on the submitting thread)", N,
+	             reads_between(a, b));
+	cr_assert_lt(reads_between(a, b), N);
+	blocker_release(&blk);
+	for (int i = 0; i < N; i++) {
+		assert_read(&cbs[i], n, 0);
+		free((void *)cbs[i].aio_buf);
+	}
+	close(fd);
+}
+
+/* Reads each well under the per-read cap: the call's budget is what keeps
+ * the submitter from doing the whole list. */
+Test(posix_inline, lio_listio_runs_at_most_its_budget_inline, .timeout = 60)
+{
+	enum { N = 1024, SZ = 16 * 1024 };
+	int fd = cached_file((size_t)N * SZ);
+	unsigned char *buf = page_buf((size_t)N * SZ);
+	static struct aiocb cbs[N], *list[N];
+	struct blocker blk;
+	struct thread_io a, b;
+
+	fastpath_on();
+	one_busy_worker(&blk);
+	for (int i = 0; i < N; i++) {
+		fill_cb(&cbs[i], fd, buf + (size_t)i * SZ, SZ, (off_t)i * SZ);
+		cbs[i].aio_lio_opcode = LIO_READ;
+		list[i] = &cbs[i];
+	}
+	a = thread_io_now();
+	cr_assert_eq(lio_listio(LIO_NOWAIT, list, N, NULL), 0, "lio_listio: %s",
+	             strerror(errno));
+	b = thread_io_now();
+	cr_assert_lt(bytes_between(a, b), (unsigned long long)N * SZ / 2,
+	             "the submitting thread read %llu of the list's %d bytes itself",
+	             bytes_between(a, b), N * SZ);
+	blocker_release(&blk);
+	for (int i = 0; i < N; i++)
+		assert_read(&cbs[i], SZ, (off_t)i * SZ);
+	free(buf);
+	close(fd);
+}
