@@ -489,12 +489,12 @@ static void *worker(void *arg)
 
 /* ---- submission -------------------------------------------------------- */
 
+/* No engine lock: no queue, canceller or fork child can see r, which
+ * was never queued; finish needs only its own front end's locks. */
 void ap_complete_unqueued(struct ap_req *r)
 {
-	ap_lock(&engine.lock);
 	r->state = AP_ST_DONE;
 	r->ops->finish(r);
-	engine_unlock();
 	ap_add(&count.submitted, 1);
 	ap_add(r->err == ECANCELED ? &count.cancelled : &count.completed, 1);
 	if (r->fast)
@@ -554,19 +554,12 @@ static bool inline_fits(size_t n, struct ap_call *call)
 	return true;
 }
 
-/* May a read on fd bypass its queue (ap_q_may_bypass)?  Without the lock
- * when fd has no queue: the busy map's "no" is certain, and a queue this
- * thread made is in it before its submission returned. */
+/* May a read on fd bypass its queue (ap_q_may_bypass)?  Asked without
+ * the lock, of queue.c's order map: a change this thread made (a write or
+ * fsync it queued) is in the map before its submission returned. */
 static bool may_bypass(int fd)
 {
-	bool ok;
-
-	if (!ap_q_maybe_busy(fd))
-		return true;
-	ap_lock(&engine.lock);
-	ok = ap_q_may_bypass(ap_q_lookup(&engine.q, fd));
-	engine_unlock();
-	return ok;
+	return ap_q_bypass_now(fd);
 }
 
 /* Could the read r wait for a device whatever the page cache holds?  An
