@@ -84,6 +84,11 @@ static struct {
 	long inflight;            /* accepted, not yet finished */
 	long inflight_files;      /* of those, on files and block devices */
 	int nspinning;            /* workers spinning for work (atomic) */
+	int nfeeding;             /* workers running a request they will
+	                             come back from at once, to take the
+	                             next without a wake-up (atomic) */
+	unsigned long backlog;    /* q.nqueued as of the last release of the
+	                             lock: read unlocked by offload (atomic) */
 	int npeer;                /* workers blocked on a pipe, socket or
 	                             tty: they may never come back */
 	bool draining;            /* exit(): finish what is on files */
@@ -106,6 +111,14 @@ static struct {
 
 #define knob(name) ap_load_relaxed(&ap_knobs.name)
 
+/* Under engine.lock: what is queued, for offload() to read without it.
+ * Stored only when it changed, so that the line stays shared. */
+static void publish_backlog(void)
+{
+	if (ap_load_relaxed(&engine.backlog) != engine.q.nqueued)
+		ap_store_relaxed(&engine.backlog, engine.q.nqueued);
+}
+
 /* Releases engine.lock, then closes the pinned descriptors of the fdqs that
  * became dead in the critical section (queue.h): no system call runs under
  * the lock.  Every release of engine.lock after a change to the queues goes
@@ -115,6 +128,7 @@ static void engine_unlock(void)
 	struct ap_fdq *dead = engine.q.dead;
 
 	engine.q.dead = NULL;
+	publish_backlog();
 	ap_unlock(&engine.lock);
 	if (dead)
 		ap_q_bury(dead);
@@ -129,6 +143,7 @@ static void engine_unlock_nofree(void)
 	struct ap_fdq *dead = engine.q.dead, *last;
 
 	engine.q.dead = NULL;
+	publish_backlog();
 	ap_unlock(&engine.lock);
 	if (!dead)
 		return;
@@ -377,6 +392,7 @@ static enum run_class run(struct ap_req *r, enum run_class cls, int pfd,
 		if (ap_exec_nowait(r, pfd))
 			return cls;
 		cls = RUN_BLOCK;
+		ap_add(&engine.nfeeding, -1);   /* it waits for the device now */
 		ap_lock(&engine.lock);
 		block_begin_locked(&spawn);
 		engine_unlock();
@@ -468,6 +484,8 @@ static void *worker(void *arg)
 			block_begin_locked(&spawn);
 		else
 			spawn = kick_locked();
+		if (cls != RUN_BLOCK)
+			ap_add(&engine.nfeeding, 1);
 		engine_unlock();
 
 		if (done)
@@ -480,6 +498,8 @@ static void *worker(void *arg)
 		engine.npeer -= peer;
 		if (cls == RUN_BLOCK)
 			engine.nactive++;
+		else
+			ap_add(&engine.nfeeding, -1);
 	}
 	engine.nactive--;
 	engine.nthreads--;
@@ -503,22 +523,34 @@ void ap_complete_unqueued(struct ap_req *r)
 }
 
 /* With other requests in flight or unreaped (a queue depth: r->deep), the
- * inline reads of the submitting thread keep one CPU busy; a worker on
- * another CPU can serve some of them side by side.  A read then goes to the
- * pool when a worker is spinning for work (it takes it at once, without a
- * wake-up), and one in 64 when none is, to wake one.  Workers spin only
- * while spinning pays (wait.c), so on a busy machine, where a hand-off
- * waits for a CPU, reads stay inline.  At a queue depth of one, everything
- * stays inline. */
+ * submitting thread has more to do than wait for this read, and a worker
+ * on another CPU can serve it side by side with the submitter's own work
+ * and inline reads.  The hand-off pays only when it costs no wake-up: a
+ * read goes to the pool when a worker is awake to take it (spinning for
+ * work, or running a request it comes back from to take the next in the
+ * same critical section) and fewer than OFFLOAD_AHEAD requests per awake
+ * worker are queued; otherwise it runs inline.  So the submitter keeps
+ * the awake workers fed, and does the rest itself while they are behind.
+ * With no worker awake, one read in OFFLOAD_WAKE goes to the pool anyway,
+ * to wake one.  Workers spin only while spinning pays (wait.c), so on a
+ * busy machine, where a hand-off waits for a CPU, reads stay inline.  At
+ * a queue depth of one, everything stays inline: the submitter would only
+ * wait for it. */
+#define OFFLOAD_AHEAD 2
+#define OFFLOAD_WAKE 64
+
 static bool offload(const struct ap_req *r)
 {
 	static __thread unsigned seed;
+	unsigned long awake;
 
 	if (ap_ncpus < 2 || !r->deep)
 		return false;
-	if (ap_load_relaxed(&engine.nspinning) > 0)
-		return true;
-	return ++seed % 64 == 0;
+	awake = (unsigned long)ap_load_relaxed(&engine.nspinning) +
+	        (unsigned long)ap_load_relaxed(&engine.nfeeding);
+	if (awake > 0)
+		return ap_load_relaxed(&engine.backlog) < OFFLOAD_AHEAD * awake;
+	return ++seed % OFFLOAD_WAKE == 0;
 }
 
 /* The fast path's bounds, chosen by measuring a cached preadv2 by size
@@ -1215,7 +1247,8 @@ static void fork_child(void)
 	ap_store_relaxed(&engine_pid, (pid_t)syscall(SYS_getpid));
 	ap_q_reset(&engine.q, orphan);
 	engine.nthreads = engine.nactive = engine.nidle = engine.nwaking = 0;
-	engine.npeer = 0;
+	engine.npeer = engine.nspinning = engine.nfeeding = 0;
+	engine.backlog = 0;
 	engine.inflight = engine.inflight_files = 0;
 	memset(&count, 0, sizeof count);
 	init_cond();
