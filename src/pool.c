@@ -49,6 +49,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/kcmp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -94,6 +95,10 @@ static struct {
 	bool draining;            /* exit(): finish what is on files */
 	pthread_cond_t drained;   /* inflight_files reached 0 while draining */
 } engine = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* The process the engine belongs to: a vfork or CLONE_VM child shares its
+ * memory, and must not touch it. */
+static pid_t engine_pid;
 
 int ap_ncpus = 1;
 __thread int ap_locks_held __attribute__((tls_model("initial-exec")));
@@ -847,9 +852,71 @@ static int undo_if_unstartable(struct ap_req *r, int fd, uint64_t gen,
 	return 0;
 }
 
+/* Does fd name the very open file description pfd does (kcmp KCMP_FILE)?
+ * False when it does not, or when kcmp cannot tell (a kernel without it,
+ * a seccomp filter): then it is not asked again. */
+static bool same_description(int fd, int pfd)
+{
+	static int works = 1;
+	pid_t pid = ap_load_relaxed(&engine_pid);
+	long rc;
+
+	if (!ap_load_relaxed(&works))
+		return false;
+	rc = syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, pfd);
+	if (rc < 0 && errno != EBADF)
+		ap_store_relaxed(&works, 0);
+	return rc == 0;
+}
+
+static bool is_read(const struct ap_req *r)
+{
+	return r->op == AP_OP_READ || r->op == AP_OP_READV;
+}
+
+/* The hand-off of a read at the cost of one system call: when r->fd names
+ * the very description its fdq pins, the fd names the file the fdq serves
+ * with the access mode and flags of the pin, which is all a read needs
+ * (a read has no append or sync rule; O_DIRECT is taken from the flags the
+ * fdq last saw, a hint for how a worker waits, not for what the read
+ * returns).  The fdq must be the same one (its generation) before and after
+ * the kcmp: then its pin was open throughout.  0 with engine.lock held and
+ * *out set, or -1 without it: take the long way (fstat, F_GETFL). */
+static int fdq_same_pin(struct ap_req *r, struct ap_fdq **out)
+{
+	struct ap_fdq *q;
+	uint64_t gen;
+	int pfd, saved = errno;
+	bool same;
+
+	if (!is_read(r) || !ap_q_maybe_busy(r->fd))
+		return -1;
+	ap_lock(&engine.lock);
+	q = ap_q_lookup(&engine.q, r->fd);
+	pfd = q ? q->pfd : -1;
+	gen = q ? q->gen : 0;
+	engine_unlock();
+	if (pfd < 0)
+		return -1;
+	same = same_description(r->fd, pfd);
+	errno = saved;
+	if (!same)
+		return -1;
+	ap_lock(&engine.lock);
+	q = ap_q_lookup(&engine.q, r->fd);
+	if (!q || q->gen != gen) {
+		engine_unlock();
+		return -1;
+	}
+	take_flags(r, q->id.flags);
+	*out = q;
+	return 0;
+}
+
 /* Queued submissions look at the fd (fstat, F_GETFL: two system calls, no
- * lock): the request runs with the flags the fd has now, on the file it
- * names now, pinned. */
+ * lock; for a read on an fd whose queue pins its very description, one:
+ * fdq_same_pin): the request runs with the flags the fd has now, on the
+ * file it names now, pinned. */
 int ap_submit(struct ap_req *r, int prio, struct ap_call *call)
 {
 	struct ap_fdid id;
@@ -863,6 +930,8 @@ int ap_submit(struct ap_req *r, int prio, struct ap_call *call)
 		goto bad_fd;
 	if (try_inline(r, call))
 		return 0;
+	if (fdq_same_pin(r, &q) == 0)
+		goto queue;
 	do {
 		seen = ap_load(&engine.q.gen);
 		if (ap_fd_id(r->fd, &id) != 0) {
@@ -875,6 +944,7 @@ int ap_submit(struct ap_req *r, int prio, struct ap_call *call)
 		goto bad_fd;
 	if (err)
 		return err;
+queue:
 	if (engine.inflight >= knob(max_queued)) {
 		engine_unlock();
 		return EAGAIN;
@@ -1008,9 +1078,6 @@ static void detach_stale(int fd, uint64_t gen)
 	cancel(fd, any_request, NULL, false, true, gen);
 }
 
-/* The process the engine belongs to: a vfork or CLONE_VM child shares its
- * memory, and must not touch it. */
-static pid_t engine_pid;
 
 /* May close(fd), dup2 or dup3 enter the engine for fd?  Only if fd has a
  * queue, this thread is not inside aiopool (a signal handler that
