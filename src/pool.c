@@ -874,43 +874,55 @@ static bool is_read(const struct ap_req *r)
 	return r->op == AP_OP_READ || r->op == AP_OP_READV;
 }
 
+/* The fdqs this thread's submissions were last queued on, by fd number:
+ * where fdq_same_pin looks for the pinned descriptor to compare with,
+ * without the lock.  What it finds there counts only if the fdq of that
+ * generation is still in the table afterwards. */
+#define PINS_SEEN 16
+static __thread struct pin_seen {
+	int fd, pfd;
+	uint64_t gen;       /* 0: none */
+} pins_seen[PINS_SEEN];
+
 /* The hand-off of a read at the cost of one system call: when r->fd names
  * the very description its fdq pins, the fd names the file the fdq serves
  * with the access mode and flags of the pin, which is all a read needs
  * (a read has no append or sync rule; O_DIRECT is taken from the flags the
  * fdq last saw, a hint for how a worker waits, not for what the read
  * returns).  The fdq must be the same one (its generation) before and after
- * the kcmp: then its pin was open throughout.  0 with engine.lock held and
+ * the kcmp: then its pin was open throughout (pfd is the one this thread
+ * saw it with: pins_seen).  0 with engine.lock held and
  * *out set, or -1 without it: take the long way (fstat, F_GETFL). */
 static int fdq_same_pin(struct ap_req *r, struct ap_fdq **out)
 {
+	struct pin_seen *seen = &pins_seen[r->fd % PINS_SEEN];
 	struct ap_fdq *q;
-	uint64_t gen;
-	int pfd, saved = errno;
+	int saved = errno;
 	bool same;
 
-	if (!is_read(r) || !ap_q_maybe_busy(r->fd))
+	if (!is_read(r) || seen->gen == 0 || seen->fd != r->fd)
 		return -1;
-	ap_lock(&engine.lock);
-	q = ap_q_lookup(&engine.q, r->fd);
-	pfd = q ? q->pfd : -1;
-	gen = q ? q->gen : 0;
-	engine_unlock();
-	if (pfd < 0)
-		return -1;
-	same = same_description(r->fd, pfd);
+	same = same_description(r->fd, seen->pfd);
 	errno = saved;
 	if (!same)
 		return -1;
 	ap_lock(&engine.lock);
 	q = ap_q_lookup(&engine.q, r->fd);
-	if (!q || q->gen != gen) {
+	if (!q || q->gen != seen->gen || q->pfd != seen->pfd) {
 		engine_unlock();
 		return -1;
 	}
 	take_flags(r, q->id.flags);
 	*out = q;
 	return 0;
+}
+
+/* Under engine.lock: q is the fdq r->fd's submission was queued on. */
+static void pin_note(const struct ap_fdq *q)
+{
+	struct pin_seen *seen = &pins_seen[q->fd % PINS_SEEN];
+
+	*seen = (struct pin_seen){ q->fd, q->pfd, q->gen };
 }
 
 /* Queued submissions look at the fd (fstat, F_GETFL: two system calls, no
@@ -949,6 +961,7 @@ queue:
 		engine_unlock();
 		return EAGAIN;
 	}
+	pin_note(q);
 	ap_q_enqueue(&engine.q, q, r, knob(fd_concurrency));
 	admit_locked(r, q);
 	gen = q->gen;
@@ -1310,9 +1323,13 @@ static void init_cond(void)
  * (ops->orphan), which marks it as it documents. */
 static void fork_child(void)
 {
+	uint64_t gen = engine.q.gen;
+
 	ap_unlock(&cache.lock);
 	ap_store_relaxed(&engine_pid, (pid_t)syscall(SYS_getpid));
 	ap_q_reset(&engine.q, orphan);
+	engine.q.gen = gen;   /* generations stay unique: the forking
+	                         thread's pins_seen name the parent's */
 	engine.nthreads = engine.nactive = engine.nidle = engine.nwaking = 0;
 	engine.npeer = engine.nspinning = engine.nfeeding = 0;
 	engine.backlog = 0;
