@@ -18,7 +18,8 @@
  *     -> pin_lock (pool.c: making an fd queue, pinning its file)
  *       -> engine.lock (pool.c; guards queue.c's state too)
  *         -> a libaio context's ring_lock, taken inside ops->finish, the
- *            innermost lock of all.
+ *            innermost lock of all (ops->finish also runs without
+ *            engine.lock, for requests never queued).
  *   Under engine.lock no system call, notification or user code runs.
  *   np.lock (notify.c) and cache.lock (pool.c, the request cache) are
  *   leaves: nothing is taken while one is held.
@@ -67,8 +68,11 @@ struct ap_fdq;
 
 /* What a front end does with a finished request. */
 struct ap_ops {
-	/* Under ap_engine.lock: make the result visible (aiocb fields, ring
-	 * event).  Cheap: no system call, no user code. */
+	/* Make the result visible (aiocb fields, ring event): under
+	 * ap_engine.lock for a request the engine queued, without it for one
+	 * it never did (ap_complete_unqueued), which nothing else can see.
+	 * Cheap: no system call, no user code; safe on any thread at once for
+	 * different requests. */
 	void (*finish)(struct ap_req *r);
 	/* Without any engine lock, once per request, after finish: wake
 	 * waiters, deliver notifications, release the request. */
@@ -253,7 +257,8 @@ AP_HIDDEN void ap_atfork_register(void (*prepare)(void), void (*parent)(void),
 		void (*child)(void));
 
 /* Completes a request the front end could not queue (or ran inline):
- * bookkeeping for stats, then finish under the lock and notify. */
+ * bookkeeping for stats, then finish and notify, without the engine lock
+ * (r was never in a queue). */
 AP_HIDDEN void ap_complete_unqueued(struct ap_req *r);
 
 /* ---- queue.c: the fd flags cache ------------------------------------- */

@@ -24,7 +24,8 @@
  * an engine call, nor together but by fork's prepare handler (reg.lock,
  * then poller.lock).  Under poller.lock and a context's lock only fstat
  * and the write of a wake-up byte are made.  ring_lock is the innermost
- * lock of all, taken in aio_finish under the engine lock and by readers of
+ * lock of all, taken in aio_finish (under the engine lock for a queued
+ * request, without it for one never queued) and by readers of
  * the ring.
  *
  * A context is one allocation: struct ap_ctx, then the ring, laid out as
@@ -516,7 +517,8 @@ static const struct ap_ops aio_ops = {
 	.kind = AP_KIND_LIBAIO,
 };
 
-/* Under the engine lock: the event goes into the ring.  A request
+/* Under the engine lock (or for a request never queued, without it): the
+ * event goes into the ring.  A request
  * cancelled quietly was cancelled by io_cancel (which hands its event to
  * the caller) or by io_destroy (which discards it): no event is queued and
  * no eventfd signalled.  One cancelled otherwise (its fd was closed) gets

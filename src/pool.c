@@ -49,6 +49,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/kcmp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -84,11 +85,20 @@ static struct {
 	long inflight;            /* accepted, not yet finished */
 	long inflight_files;      /* of those, on files and block devices */
 	int nspinning;            /* workers spinning for work (atomic) */
+	int nfeeding;             /* workers running a request they will
+	                             come back from at once, to take the
+	                             next without a wake-up (atomic) */
+	unsigned long backlog;    /* q.nqueued as of the last release of the
+	                             lock: read unlocked by offload (atomic) */
 	int npeer;                /* workers blocked on a pipe, socket or
 	                             tty: they may never come back */
 	bool draining;            /* exit(): finish what is on files */
 	pthread_cond_t drained;   /* inflight_files reached 0 while draining */
 } engine = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* The process the engine belongs to: a vfork or CLONE_VM child shares its
+ * memory, and must not touch it. */
+static pid_t engine_pid;
 
 int ap_ncpus = 1;
 __thread int ap_locks_held __attribute__((tls_model("initial-exec")));
@@ -106,6 +116,14 @@ static struct {
 
 #define knob(name) ap_load_relaxed(&ap_knobs.name)
 
+/* Under engine.lock: what is queued, for offload() to read without it.
+ * Stored only when it changed, so that the line stays shared. */
+static void publish_backlog(void)
+{
+	if (ap_load_relaxed(&engine.backlog) != engine.q.nqueued)
+		ap_store_relaxed(&engine.backlog, engine.q.nqueued);
+}
+
 /* Releases engine.lock, then closes the pinned descriptors of the fdqs that
  * became dead in the critical section (queue.h): no system call runs under
  * the lock.  Every release of engine.lock after a change to the queues goes
@@ -115,6 +133,7 @@ static void engine_unlock(void)
 	struct ap_fdq *dead = engine.q.dead;
 
 	engine.q.dead = NULL;
+	publish_backlog();
 	ap_unlock(&engine.lock);
 	if (dead)
 		ap_q_bury(dead);
@@ -129,6 +148,7 @@ static void engine_unlock_nofree(void)
 	struct ap_fdq *dead = engine.q.dead, *last;
 
 	engine.q.dead = NULL;
+	publish_backlog();
 	ap_unlock(&engine.lock);
 	if (!dead)
 		return;
@@ -377,6 +397,7 @@ static enum run_class run(struct ap_req *r, enum run_class cls, int pfd,
 		if (ap_exec_nowait(r, pfd))
 			return cls;
 		cls = RUN_BLOCK;
+		ap_add(&engine.nfeeding, -1);   /* it waits for the device now */
 		ap_lock(&engine.lock);
 		block_begin_locked(&spawn);
 		engine_unlock();
@@ -468,6 +489,8 @@ static void *worker(void *arg)
 			block_begin_locked(&spawn);
 		else
 			spawn = kick_locked();
+		if (cls != RUN_BLOCK)
+			ap_add(&engine.nfeeding, 1);
 		engine_unlock();
 
 		if (done)
@@ -480,6 +503,8 @@ static void *worker(void *arg)
 		engine.npeer -= peer;
 		if (cls == RUN_BLOCK)
 			engine.nactive++;
+		else
+			ap_add(&engine.nfeeding, -1);
 	}
 	engine.nactive--;
 	engine.nthreads--;
@@ -489,12 +514,12 @@ static void *worker(void *arg)
 
 /* ---- submission -------------------------------------------------------- */
 
+/* No engine lock: no queue, canceller or fork child can see r, which
+ * was never queued; finish needs only its own front end's locks. */
 void ap_complete_unqueued(struct ap_req *r)
 {
-	ap_lock(&engine.lock);
 	r->state = AP_ST_DONE;
 	r->ops->finish(r);
-	engine_unlock();
 	ap_add(&count.submitted, 1);
 	ap_add(r->err == ECANCELED ? &count.cancelled : &count.completed, 1);
 	if (r->fast)
@@ -503,22 +528,34 @@ void ap_complete_unqueued(struct ap_req *r)
 }
 
 /* With other requests in flight or unreaped (a queue depth: r->deep), the
- * inline reads of the submitting thread keep one CPU busy; a worker on
- * another CPU can serve some of them side by side.  A read then goes to the
- * pool when a worker is spinning for work (it takes it at once, without a
- * wake-up), and one in 64 when none is, to wake one.  Workers spin only
- * while spinning pays (wait.c), so on a busy machine, where a hand-off
- * waits for a CPU, reads stay inline.  At a queue depth of one, everything
- * stays inline. */
+ * submitting thread has more to do than wait for this read, and a worker
+ * on another CPU can serve it side by side with the submitter's own work
+ * and inline reads.  The hand-off pays only when it costs no wake-up: a
+ * read goes to the pool when a worker is awake to take it (spinning for
+ * work, or running a request it comes back from to take the next in the
+ * same critical section) and fewer than OFFLOAD_AHEAD requests per awake
+ * worker are queued; otherwise it runs inline.  So the submitter keeps
+ * the awake workers fed, and does the rest itself while they are behind.
+ * With no worker awake, one read in OFFLOAD_WAKE goes to the pool anyway,
+ * to wake one.  Workers spin only while spinning pays (wait.c), so on a
+ * busy machine, where a hand-off waits for a CPU, reads stay inline.  At
+ * a queue depth of one, everything stays inline: the submitter would only
+ * wait for it. */
+#define OFFLOAD_AHEAD 2
+#define OFFLOAD_WAKE 64
+
 static bool offload(const struct ap_req *r)
 {
 	static __thread unsigned seed;
+	unsigned long awake;
 
 	if (ap_ncpus < 2 || !r->deep)
 		return false;
-	if (ap_load_relaxed(&engine.nspinning) > 0)
-		return true;
-	return ++seed % 64 == 0;
+	awake = (unsigned long)ap_load_relaxed(&engine.nspinning) +
+	        (unsigned long)ap_load_relaxed(&engine.nfeeding);
+	if (awake > 0)
+		return ap_load_relaxed(&engine.backlog) < OFFLOAD_AHEAD * awake;
+	return ++seed % OFFLOAD_WAKE == 0;
 }
 
 /* The fast path's bounds, chosen by measuring a cached preadv2 by size
@@ -554,19 +591,12 @@ static bool inline_fits(size_t n, struct ap_call *call)
 	return true;
 }
 
-/* May a read on fd bypass its queue (ap_q_may_bypass)?  Without the lock
- * when fd has no queue: the busy map's "no" is certain, and a queue this
- * thread made is in it before its submission returned. */
+/* May a read on fd bypass its queue (ap_q_may_bypass)?  Asked without
+ * the lock, of queue.c's order map: a change this thread made (a write or
+ * fsync it queued) is in the map before its submission returned. */
 static bool may_bypass(int fd)
 {
-	bool ok;
-
-	if (!ap_q_maybe_busy(fd))
-		return true;
-	ap_lock(&engine.lock);
-	ok = ap_q_may_bypass(ap_q_lookup(&engine.q, fd));
-	engine_unlock();
-	return ok;
+	return ap_q_bypass_now(fd);
 }
 
 /* Could the read r wait for a device whatever the page cache holds?  An
@@ -822,9 +852,83 @@ static int undo_if_unstartable(struct ap_req *r, int fd, uint64_t gen,
 	return 0;
 }
 
+/* Does fd name the very open file description pfd does (kcmp KCMP_FILE)?
+ * False when it does not, or when kcmp cannot tell (a kernel without it,
+ * a seccomp filter): then it is not asked again. */
+static bool same_description(int fd, int pfd)
+{
+	static int works = 1;
+	pid_t pid = ap_load_relaxed(&engine_pid);
+	long rc;
+
+	if (!ap_load_relaxed(&works))
+		return false;
+	rc = syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, pfd);
+	if (rc < 0 && errno != EBADF)
+		ap_store_relaxed(&works, 0);
+	return rc == 0;
+}
+
+static bool is_read(const struct ap_req *r)
+{
+	return r->op == AP_OP_READ || r->op == AP_OP_READV;
+}
+
+/* The fdqs this thread's submissions were last queued on, by fd number:
+ * where fdq_same_pin looks for the pinned descriptor to compare with,
+ * without the lock.  What it finds there counts only if the fdq of that
+ * generation is still in the table afterwards. */
+#define PINS_SEEN 16
+static __thread struct pin_seen {
+	int fd, pfd;
+	uint64_t gen;       /* 0: none */
+} pins_seen[PINS_SEEN];
+
+/* The hand-off of a read at the cost of one system call: when r->fd names
+ * the very description its fdq pins, the fd names the file the fdq serves
+ * with the access mode and flags of the pin, which is all a read needs
+ * (a read has no append or sync rule; O_DIRECT is taken from the flags the
+ * fdq last saw, a hint for how a worker waits, not for what the read
+ * returns).  The fdq must be the same one (its generation) before and after
+ * the kcmp: then its pin was open throughout (pfd is the one this thread
+ * saw it with: pins_seen).  0 with engine.lock held and
+ * *out set, or -1 without it: take the long way (fstat, F_GETFL). */
+static int fdq_same_pin(struct ap_req *r, struct ap_fdq **out)
+{
+	struct pin_seen *seen = &pins_seen[r->fd % PINS_SEEN];
+	struct ap_fdq *q;
+	int saved = errno;
+	bool same;
+
+	if (!is_read(r) || seen->gen == 0 || seen->fd != r->fd)
+		return -1;
+	same = same_description(r->fd, seen->pfd);
+	errno = saved;
+	if (!same)
+		return -1;
+	ap_lock(&engine.lock);
+	q = ap_q_lookup(&engine.q, r->fd);
+	if (!q || q->gen != seen->gen || q->pfd != seen->pfd) {
+		engine_unlock();
+		return -1;
+	}
+	take_flags(r, q->id.flags);
+	*out = q;
+	return 0;
+}
+
+/* Under engine.lock: q is the fdq r->fd's submission was queued on. */
+static void pin_note(const struct ap_fdq *q)
+{
+	struct pin_seen *seen = &pins_seen[q->fd % PINS_SEEN];
+
+	*seen = (struct pin_seen){ q->fd, q->pfd, q->gen };
+}
+
 /* Queued submissions look at the fd (fstat, F_GETFL: two system calls, no
- * lock): the request runs with the flags the fd has now, on the file it
- * names now, pinned. */
+ * lock; for a read on an fd whose queue pins its very description, one:
+ * fdq_same_pin): the request runs with the flags the fd has now, on the
+ * file it names now, pinned. */
 int ap_submit(struct ap_req *r, int prio, struct ap_call *call)
 {
 	struct ap_fdid id;
@@ -838,6 +942,8 @@ int ap_submit(struct ap_req *r, int prio, struct ap_call *call)
 		goto bad_fd;
 	if (try_inline(r, call))
 		return 0;
+	if (fdq_same_pin(r, &q) == 0)
+		goto queue;
 	do {
 		seen = ap_load(&engine.q.gen);
 		if (ap_fd_id(r->fd, &id) != 0) {
@@ -850,10 +956,12 @@ int ap_submit(struct ap_req *r, int prio, struct ap_call *call)
 		goto bad_fd;
 	if (err)
 		return err;
+queue:
 	if (engine.inflight >= knob(max_queued)) {
 		engine_unlock();
 		return EAGAIN;
 	}
+	pin_note(q);
 	ap_q_enqueue(&engine.q, q, r, knob(fd_concurrency));
 	admit_locked(r, q);
 	gen = q->gen;
@@ -983,9 +1091,6 @@ static void detach_stale(int fd, uint64_t gen)
 	cancel(fd, any_request, NULL, false, true, gen);
 }
 
-/* The process the engine belongs to: a vfork or CLONE_VM child shares its
- * memory, and must not touch it. */
-static pid_t engine_pid;
 
 /* May close(fd), dup2 or dup3 enter the engine for fd?  Only if fd has a
  * queue, this thread is not inside aiopool (a signal handler that
@@ -1218,11 +1323,16 @@ static void init_cond(void)
  * (ops->orphan), which marks it as it documents. */
 static void fork_child(void)
 {
+	uint64_t gen = engine.q.gen;
+
 	ap_unlock(&cache.lock);
 	ap_store_relaxed(&engine_pid, (pid_t)syscall(SYS_getpid));
 	ap_q_reset(&engine.q, orphan);
+	engine.q.gen = gen;   /* generations stay unique: the forking
+	                         thread's pins_seen name the parent's */
 	engine.nthreads = engine.nactive = engine.nidle = engine.nwaking = 0;
-	engine.npeer = 0;
+	engine.npeer = engine.nspinning = engine.nfeeding = 0;
+	engine.backlog = 0;
 	engine.inflight = engine.inflight_files = 0;
 	memset(&count, 0, sizeof count);
 	init_cond();

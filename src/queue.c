@@ -3,7 +3,10 @@
  * Owns: the fd table (fdq per fd number with requests), the list of detached
  * fdqs (their fd was closed while requests ran; they live until those are
  * done), each fdq's lists, the run heap of fdqs.  Everything here is guarded by ap_engine.lock
- * (pool.c), which every caller holds; this file takes no lock itself.
+ * (pool.c), which every caller holds; this file takes no lock itself.  Two
+ * bit maps by fd number are also read without it: the busy map (has an
+ * fdq) for close(), the order map (a read must queue) for the fast path;
+ * they are written under the lock with atomics.
  *
  * The ordering rules live here: may_activate() says when a queued request
  * may start (what POSIX orders is serialised, everything else on a regular
@@ -308,27 +311,42 @@ static void heap_fix(struct ap_queues *qs, struct ap_fdq *q, int limit)
 #define MAP_WORDS ((1 << MAP_CHUNK_BITS) / 64)
 static uint64_t *busy_map[MAP_CHUNKS];
 
-static uint64_t *map_word(int fd, bool create)
+/* The same layout for the order map: one bit per fd number whose fdq makes
+ * a read wait its turn (must_queue below), so that the fast path asks
+ * without the lock.  Its chunks are made with the busy map's. */
+static uint64_t *order_map[MAP_CHUNKS];
+
+static uint64_t *map_word_in(uint64_t **map, int fd, bool create)
 {
-	uint64_t *chunk = ap_load(&busy_map[fd >> MAP_CHUNK_BITS]);
+	uint64_t *chunk = ap_load(&map[fd >> MAP_CHUNK_BITS]);
 
 	if (!chunk && create) {
 		chunk = calloc(MAP_WORDS, sizeof *chunk);
 		if (!chunk)
 			return NULL;
-		ap_store(&busy_map[fd >> MAP_CHUNK_BITS], chunk);
+		ap_store(&map[fd >> MAP_CHUNK_BITS], chunk);
 	}
 	return chunk ? &chunk[(fd & ((1 << MAP_CHUNK_BITS) - 1)) / 64] : NULL;
 }
 
-static void map_set(int fd, bool busy)
+static uint64_t *map_word(int fd, bool create)
 {
-	uint64_t *w = map_word(fd, false), bit = 1ULL << (fd % 64);
+	return map_word_in(busy_map, fd, create);
+}
 
-	if (busy)
+static void bit_set(uint64_t *w, int fd, bool on)
+{
+	uint64_t bit = 1ULL << (fd % 64);
+
+	if (on)
 		__atomic_or_fetch(w, bit, __ATOMIC_RELEASE);
 	else
 		__atomic_and_fetch(w, ~bit, __ATOMIC_RELEASE);
+}
+
+static void map_set(int fd, bool busy)
+{
+	bit_set(map_word(fd, false), fd, busy);
 }
 
 bool ap_q_maybe_busy(int fd)
@@ -426,6 +444,31 @@ void ap_fd_flags_changed(int fd)
 	                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
 }
 
+/* ---- the order map ----------------------------------------------------- */
+
+/* Brings fd's bit in the order map up to date with its fdq in the table
+ * (none: clear): set while ap_q_may_bypass says a read must queue.  Called
+ * after every change that rule looks at. */
+static void order_sync(struct ap_queues *qs, int fd)
+{
+	struct ap_fdq *q = ap_q_lookup(qs, fd);
+	uint64_t *w = map_word_in(order_map, fd, false);
+	bool on = !ap_q_may_bypass(q);
+
+	if (w && !(ap_load_relaxed(w) & (1ULL << (fd % 64))) == on)
+		bit_set(w, fd, on);   /* only a change dirties the line */
+}
+
+bool ap_q_bypass_now(int fd)
+{
+	uint64_t *w;
+
+	if (fd < 0)
+		return false;
+	w = map_word_in(order_map, fd, false);
+	return !w || !(ap_load(w) & (1ULL << (fd % 64)));
+}
+
 /* ---- fdqs -------------------------------------------------------------- */
 
 
@@ -462,7 +505,7 @@ struct ap_fdq *ap_q_create(struct ap_queues *qs, int fd, int pfd,
 		qs->heapcap = n;
 	}
 	q = calloc(1, sizeof *q);
-	if (!q || !map_word(fd, true)) {
+	if (!q || !map_word(fd, true) || !map_word_in(order_map, fd, true)) {
 		free(q);
 		return NULL;
 	}
@@ -476,6 +519,7 @@ struct ap_fdq *ap_q_create(struct ap_queues *qs, int fd, int pfd,
 	qs->fds[fd] = q;
 	qs->nfdq++;
 	map_set(fd, true);
+	order_sync(qs, fd);
 	return q;
 }
 
@@ -568,6 +612,7 @@ void ap_q_enqueue(struct ap_queues *qs, struct ap_fdq *q, struct ap_req *r,
 		r->state = AP_ST_BLOCKED;
 		list_append(&q->blocked, r);
 	}
+	order_sync(qs, q->fd);
 }
 
 struct ap_req *ap_q_pick(struct ap_queues *qs, int limit)
@@ -600,6 +645,8 @@ void ap_q_done(struct ap_queues *qs, struct ap_req *r, int limit)
 	r->q = NULL;
 	promote(q);
 	heap_fix(qs, q, limit);
+	if (!q->detached)
+		order_sync(qs, q->fd);
 	fdq_idle(qs, q);
 }
 
@@ -621,6 +668,8 @@ bool ap_q_remove(struct ap_queues *qs, struct ap_req *r, int limit)
 	 * stalls the requests behind it. */
 	promote(q);
 	heap_fix(qs, q, limit);
+	if (!q->detached)
+		order_sync(qs, q->fd);
 	fdq_idle(qs, q);
 	return true;
 }
@@ -633,6 +682,7 @@ void ap_q_detach(struct ap_queues *qs, int fd)
 		return;
 	qs->fds[fd] = NULL;
 	map_set(fd, false);
+	order_sync(qs, fd);
 	q->detached = true;
 	q->dprev = NULL;
 	q->dnext = qs->detached;
@@ -673,8 +723,12 @@ void ap_q_reset(struct ap_queues *qs, void (*orphan)(struct ap_req *r))
 	struct ap_fdq *q, *next;
 
 	for (int fd = 0; fd < qs->nfds; fd++)
-		if (qs->fds[fd])
+		if (qs->fds[fd]) {
 			fdq_orphan(qs->fds[fd], orphan);
+			qs->fds[fd] = NULL;
+			map_set(fd, false);
+			order_sync(qs, fd);
+		}
 	/* A request still running when its fd was closed is in no table
 	 * slot, but the parent's worker for it is not here either. */
 	for (q = qs->detached; q; q = next) {

@@ -1,8 +1,9 @@
 /* queue.h: the per-fd request queues and the run queue (queue.c).  Every
  * ap_q_ function here is called with engine.lock (pool.c) held and makes no
  * system call (ap_q_create allocates), except ap_q_bury, ap_q_unpin and
- * ap_q_reset, called without it or in a fork child; the ap_fd_ functions
- * make the system calls and are called without it. */
+ * ap_q_reset, called without it or in a fork child, and ap_q_maybe_busy and
+ * ap_q_bypass_now, lock-free reads; the ap_fd_ functions make the system
+ * calls and are called without it. */
 #ifndef AP_QUEUE_H
 #define AP_QUEUE_H
 
@@ -138,6 +139,11 @@ AP_HIDDEN void ap_q_detach(struct ap_queues *qs, int fd);
 /* Without the lock: may fd have an fdq?  False is certain; a true may be
  * stale, to be checked under the lock. */
 AP_HIDDEN bool ap_q_maybe_busy(int fd);
+/* Without the lock: ap_q_may_bypass for fd's fdq, as the lock would say
+ * at the moment of the load.  queue.c keeps one bit per fd number (the
+ * order map), updated under the lock with every change that rule looks
+ * at, with release stores. */
+AP_HIDDEN bool ap_q_bypass_now(int fd);
 
 /* The bypass rule, beside may_activate's: may a read on the fd whose fdq
  * is q (NULL: it has none) run now, on the submitting thread, without
