@@ -188,12 +188,15 @@ AP_HIDDEN void ap_req_free(struct ap_req *r);
 /* One front-end call that submits several requests (lio_listio,
  * io_submit): what it may still run inline, on the calling thread.  The
  * front end starts it with ap_call_begin and hands it to each of the
- * call's ap_submit; it lives on the caller's stack for the call only. */
+ * call's ap_submit; it lives on the caller's stack for the call only.
+ * waits: the call returns only once all its requests are done
+ * (lio_listio's LIO_WAIT), so its time is the I/O's whoever does it: no
+ * budget, only the per-read cap. */
 struct ap_call {
 	size_t inline_left;   /* bytes of budget left; 0: spent, the rest of
 	                         the call goes to the pool */
 };
-AP_HIDDEN void ap_call_begin(struct ap_call *call);
+AP_HIDDEN void ap_call_begin(struct ap_call *call, bool waits);
 
 /* Queues r (state AP_ST_NEW) with priority prio, or runs it inline when
  * the fast path may (a cached read, within the per-request cap and call's

@@ -1280,7 +1280,7 @@ static int la_submit(io_context_t handle, long nr, struct iocb *ios[])
 		return -EINVAL;
 	if (nr > 0 && bad_ptr(ios, sizeof *ios))
 		err = EFAULT;
-	ap_call_begin(&call);
+	ap_call_begin(&call, false);
 	for (; !err && i < nr; i++) {
 		if (ctx_dead(ctx))
 			err = EINVAL;   /* io_destroy has begun meanwhile */

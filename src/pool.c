@@ -567,9 +567,9 @@ static bool offload(const struct ap_req *r)
 #define INLINE_BUDGET (1024 * 1024) /* per call: about one hand-off */
 #define INLINE_FIXED  (32 * 1024)   /* a system call, about 1.5 us */
 
-void ap_call_begin(struct ap_call *call)
+void ap_call_begin(struct ap_call *call, bool waits)
 {
-	call->inline_left = INLINE_BUDGET;
+	call->inline_left = waits ? SIZE_MAX : INLINE_BUDGET;
 }
 
 /* May a read of n bytes run inline within call's budget (NULL: a call of

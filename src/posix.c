@@ -420,7 +420,7 @@ static int p_lio_listio(int mode, struct aiocb *const list[], int nent,
 		lio->note.arg = lio;
 	}
 
-	ap_call_begin(&call);
+	ap_call_begin(&call, mode == LIO_WAIT);
 	for (int i = 0; i < nent; i++) {
 		struct aiocb *cb = list[i];
 		int op;

@@ -211,3 +211,54 @@ Test(posix_inline, lio_listio_runs_at_most_its_budget_inline, .timeout = 60)
 	free(buf);
 	close(fd);
 }
+
+struct lio_wait_arg {
+	struct aiocb **list;
+	int n, rc, err;
+};
+
+static void *lio_wait_thread(void *p)
+{
+	struct lio_wait_arg *a = p;
+
+	a->rc = lio_listio(LIO_WAIT, a->list, a->n, NULL);
+	a->err = errno;
+	return NULL;
+}
+
+/* A LIO_WAIT caller waits for its whole list whoever reads it, so no
+ * budget keeps it from reading the cached list itself.  The only worker is
+ * held in a read, so none is awake to take reads: what the caller does
+ * not read inline stays queued, and the stats count the two apart once
+ * the list is submitted. */
+Test(posix_inline, lio_wait_reads_past_the_budget_itself, .timeout = 60)
+{
+	enum { N = 256, SZ = 16 * 1024 };
+	int fd = cached_file((size_t)N * SZ);
+	unsigned char *buf = page_buf((size_t)N * SZ);
+	static struct aiocb cbs[N], *list[N];
+	struct lio_wait_arg arg = { list, N, -1, 0 };
+	struct blocker blk;
+	pthread_t t;
+
+	fastpath_on();
+	one_busy_worker(&blk);
+	wait_thread_in_read(blk.p[0]);
+	for (int i = 0; i < N; i++) {
+		fill_cb(&cbs[i], fd, buf + (size_t)i * SZ, SZ, (off_t)i * SZ);
+		cbs[i].aio_lio_opcode = LIO_READ;
+		list[i] = &cbs[i];
+	}
+	cr_assert_eq(pthread_create(&t, NULL, lio_wait_thread, &arg), 0);
+	wait_stats(S.fastpath + S.queued == N, "the list was never all submitted");
+	cr_assert_gt(stats_now().fastpath, (unsigned long long)N / 2,
+	             "only %llu of the LIO_WAIT list's %d cached reads ran on the caller",
+	             stats_now().fastpath, N);
+	blocker_release(&blk);
+	pthread_join(t, NULL);
+	cr_assert_eq(arg.rc, 0, "lio_listio: %s", strerror(arg.err));
+	for (int i = 0; i < N; i++)
+		assert_read(&cbs[i], SZ, (off_t)i * SZ);
+	free(buf);
+	close(fd);
+}
