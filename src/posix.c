@@ -43,9 +43,15 @@ _Static_assert(sizeof(struct aiocb) == 168, "glibc's x86_64 struct aiocb");
 
 static struct ap_chan posix_chan;
 
-/* Requests submitted and not yet taken by aio_return: the queue depth the
- * engine's fast path looks at (ap_req.deep). */
-static long posix_depth;
+/* The calling thread's queue depth, which the engine's fast path looks at
+ * (ap_req.deep): requests it submitted and has not yet taken back with
+ * aio_return.  Per thread, as the rule is about what the submitter has in
+ * flight (two threads at a depth of one each are not a depth of two), and
+ * so that no cache line bounces between submitting CPUs.  A request taken
+ * back by another thread leaves its submitter's count high and lowers no
+ * one's below zero: such programs count as deep, which only allows the
+ * offload. */
+static __thread long thread_depth;
 
 static struct cb_mark *mark(const struct aiocb *cb)
 {
@@ -189,7 +195,7 @@ static const struct ap_ops posix_ops = {
 static void posix_atfork_child(void)
 {
 	posix_chan = (struct ap_chan){ 0, 0 };
-	posix_depth = 0;
+	thread_depth = 0;   /* the forking thread's: the child's only one */
 }
 
 __attribute__((constructor)) static void posix_init(void)
@@ -255,10 +261,10 @@ static int submit(struct aiocb *cb, int op, struct ap_lio *lio,
 		ap_add(&lio->pending, 1);
 		ap_add(&lio->refs, 2);
 	}
-	r->deep = ap_add(&posix_depth, 1) > 1;
+	r->deep = ++thread_depth > 1;
 	err = ap_submit(r, prio - cb->aio_reqprio, call);
 	if (err) {
-		ap_add(&posix_depth, -1);
+		thread_depth--;
 		if (lio) {
 			__atomic_sub_fetch(&lio->unsent, 1, __ATOMIC_ACQ_REL);
 			__atomic_sub_fetch(&lio->pending, 1, __ATOMIC_ACQ_REL);
@@ -322,7 +328,8 @@ static ssize_t p_return(struct aiocb *cb)
 		errno = EINVAL;
 		return -1;
 	}
-	ap_add(&posix_depth, -1);
+	if (thread_depth > 0)
+		thread_depth--;
 	return cb->__return_value;
 }
 

@@ -262,3 +262,44 @@ Test(posix_inline, lio_wait_reads_past_the_budget_itself, .timeout = 60)
 	free(buf);
 	close(fd);
 }
+
+static void *submit_one_and_leave(void *p)
+{
+	cr_assert_eq(aio_read(p), 0, "aio_read: %s", strerror(errno));
+	return NULL;
+}
+
+/* The queue depth that lets the fast path hand a read to a worker is the
+ * submitting thread's own.  Another thread's request still unreaped
+ * makes no depth here: every read of a thread at a depth of one stays on
+ * it (at a depth of two, one read in 64 would go to the pool to wake a
+ * worker). */
+Test(posix_inline, another_threads_request_makes_no_queue_depth, .timeout = 60)
+{
+	enum { N = 256, SZ = 4096 };
+	int fd = cached_file((size_t)N * SZ);
+	unsigned char *buf = page_buf(SZ), *other = page_buf(SZ);
+	struct aiocb theirs, cb;
+	struct aiopool_stats before, after;
+	pthread_t t;
+
+	fastpath_on();
+	fill_cb(&theirs, fd, other, SZ, 0);
+	cr_assert_eq(pthread_create(&t, NULL, submit_one_and_leave, &theirs), 0);
+	pthread_join(t, NULL);
+	cr_assert_eq(wait_aio(&theirs), 0);   /* done, not taken back */
+	before = stats_now();
+	for (int i = 0; i < N; i++) {
+		fill_cb(&cb, fd, buf, SZ, (off_t)i * SZ);
+		cr_assert_eq(aio_read(&cb), 0, "aio_read: %s", strerror(errno));
+		assert_read(&cb, SZ, (off_t)i * SZ);
+	}
+	after = stats_now();
+	cr_assert_eq(after.fastpath - before.fastpath, (unsigned long long)N,
+	             "%llu of %d reads at a depth of one went to the pool",
+	             N - (after.fastpath - before.fastpath), N);
+	cr_assert_eq(aio_return(&theirs), SZ);
+	free(buf);
+	free(other);
+	close(fd);
+}
