@@ -37,16 +37,7 @@
 #include <unistd.h>
 
 #include "aiopool.h"
-
-/* Generous: tests wait for completions, they do not time them. */
-#define DEADLINE_MS 10000
-
-static inline long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
+#include "deadline.h"
 
 static inline void sleep_ms(long ms)
 {

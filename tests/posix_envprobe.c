@@ -17,16 +17,7 @@
 #include <unistd.h>
 
 #include "aiopool.h"
-
-#define DEADLINE_MS 10000
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
+#include "deadline.h"
 
 static void sleep_ms(long ms)
 {
