@@ -530,26 +530,30 @@ void ap_complete_unqueued(struct ap_req *r)
 /* With other requests in flight or unreaped (a queue depth: r->deep), the
  * submitting thread has more to do than wait for this read, and a worker
  * on another CPU can serve it side by side with the submitter's own work
- * and inline reads.  The hand-off pays only when it costs no wake-up: a
- * read goes to the pool when a worker is awake to take it (spinning for
- * work, or running a request it comes back from to take the next in the
- * same critical section) and fewer than OFFLOAD_AHEAD requests per awake
- * worker are queued; otherwise it runs inline.  So the submitter keeps
- * the awake workers fed, and does the rest itself while they are behind.
- * With no worker awake, one read in OFFLOAD_WAKE goes to the pool anyway,
- * to wake one.  Workers spin only while spinning pays (wait.c), so on a
- * busy machine, where a hand-off waits for a CPU, reads stay inline.  At
- * a queue depth of one, everything stays inline: the submitter would only
+ * and inline reads.  But the hand-off costs the submitter too (the queued
+ * path, the wake-up, the reap): about what a cached read of OFFLOAD_MIN
+ * costs it (docs/tuning.md), so a smaller read stays inline, even with
+ * work of the submitter's own between reads.  A larger one goes to the
+ * pool when a worker is awake to take it (spinning for work, or running a
+ * request it comes back from to take the next in the same critical
+ * section) and fewer than OFFLOAD_AHEAD requests per awake worker are
+ * queued; otherwise it runs inline.  So the submitter keeps the awake
+ * workers fed, and does the rest itself while they are behind.  With no
+ * worker awake, one such read in OFFLOAD_WAKE goes to the pool anyway, to
+ * wake one.  Workers spin only while spinning pays (wait.c), so on a busy
+ * machine, where a hand-off waits for a CPU, reads stay inline.  At a
+ * queue depth of one, everything stays inline: the submitter would only
  * wait for it. */
+#define OFFLOAD_MIN (64 * 1024)
 #define OFFLOAD_AHEAD 2
 #define OFFLOAD_WAKE 64
 
-static bool offload(const struct ap_req *r)
+static bool offload(const struct ap_req *r, size_t n)
 {
 	static __thread unsigned seed;
 	unsigned long awake;
 
-	if (ap_ncpus < 2 || !r->deep)
+	if (ap_ncpus < 2 || !r->deep || n < OFFLOAD_MIN)
 		return false;
 	awake = (unsigned long)ap_load_relaxed(&engine.nspinning) +
 	        (unsigned long)ap_load_relaxed(&engine.nfeeding);
@@ -624,7 +628,7 @@ static bool try_inline(struct ap_req *r, struct ap_call *call)
 	size_t n;
 
 	if (!knob(fastpath) || !(n = ap_nowait_bytes(r)) || n > INLINE_MAX ||
-	    offload(r) || !may_bypass(r->fd) || waits_for_device(r) ||
+	    offload(r, n) || !may_bypass(r->fd) || waits_for_device(r) ||
 	    !inline_fits(n, call))
 		return false;
 	/* On the user's fd: the inline read runs now, on what it names now. */

@@ -303,3 +303,35 @@ Test(posix_inline, another_threads_request_makes_no_queue_depth, .timeout = 60)
 	free(other);
 	close(fd);
 }
+
+/* Handing a small cached read to a worker costs the submitter more than
+ * reading it: a read under the offload size stays on the submitting
+ * thread even at a queue depth (here two: one request left unreaped),
+ * where a larger one may go to the pool (one in 64 to wake a worker). */
+Test(posix_inline, a_small_read_at_a_depth_stays_on_the_submitter, .timeout = 60)
+{
+	enum { N = 256, SZ = 4096 };
+	int fd = cached_file((size_t)N * SZ);
+	unsigned char *buf = page_buf(SZ), *held = page_buf(SZ);
+	struct aiocb first, cb;
+	struct aiopool_stats before, after;
+
+	fastpath_on();
+	fill_cb(&first, fd, held, SZ, 0);
+	cr_assert_eq(aio_read(&first), 0, "aio_read: %s", strerror(errno));
+	cr_assert_eq(wait_aio(&first), 0);   /* done, not taken back */
+	before = stats_now();
+	for (int i = 0; i < N; i++) {
+		fill_cb(&cb, fd, buf, SZ, (off_t)i * SZ);
+		cr_assert_eq(aio_read(&cb), 0, "aio_read: %s", strerror(errno));
+		assert_read(&cb, SZ, (off_t)i * SZ);
+	}
+	after = stats_now();
+	cr_assert_eq(after.fastpath - before.fastpath, (unsigned long long)N,
+	             "%llu of %d small reads at a depth of two went to the pool",
+	             N - (after.fastpath - before.fastpath), N);
+	cr_assert_eq(aio_return(&first), SZ);
+	free(buf);
+	free(held);
+	close(fd);
+}
