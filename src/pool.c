@@ -1,7 +1,8 @@
 /* pool.c: the engine: its lock, the worker threads, submission and
  * cancellation, the knobs, stats and fork().
  *
- * Owns: `engine` below.  engine.lock guards the queues (queue.c), the thread
+ * Owns: `engine` below, and each thread's pins_seen (its own, no lock).
+ * engine.lock guards the queues (queue.c), the thread
  * counts and the in-flight count.  Counters are atomics, bumped anywhere;
  * knobs are atomics read without the lock.  The request cache has its own
  * leaf lock (cache.lock); pin_lock serialises making fd queues.  The lock
@@ -21,7 +22,9 @@
  * after it (engine_unlock).
  *
  * Files are pinned (queue.h): a queued submission looks at its fd (fstat,
- * F_GETFL, without the lock), takes its flags into the request, and finds
+ * F_GETFL, without the lock; for a read on an fd whose fdq pins its very
+ * description, one kcmp: fdq_same_pin, with the thread's pins_seen), takes
+ * its flags into the request, and finds
  * the fdq that pins the file the fd names now, or makes one; a queue whose
  * file the number no longer names is detached first, as close() would.
  * Workers make their system calls on the fdq's pinned descriptor, never on
@@ -583,8 +586,6 @@ static bool inline_fits(size_t n, struct ap_call *call)
 {
 	size_t charge = n + INLINE_FIXED;
 
-	if (n == 0 || n > INLINE_MAX)
-		return false;
 	if (!call)
 		return true;
 	if (charge > call->inline_left) {
@@ -614,22 +615,29 @@ static bool waits_for_device(const struct ap_req *r)
 	return ap_fd_direct(r->fd) != 0;
 }
 
+/* The fast path's rule for one read of n bytes (ap_nowait_bytes; 0: not a
+ * read it can do): on, no larger than INLINE_MAX, nothing on the fd that
+ * must go first (ap_q_may_bypass), and never a read that can wait for a
+ * device (O_DIRECT).  try_inline adds the call's budget and the offload
+ * policy; aiopool_read_now has neither. */
+static bool may_run_inline(const struct ap_req *r, size_t n)
+{
+	return knob(fastpath) && n && n <= INLINE_MAX && may_bypass(r->fd) &&
+	       !waits_for_device(r);
+}
+
 /* The fast path: a read the page cache can serve at once is done on the
  * submitting thread with preadv2(RWF_NOWAIT), without a hand-off to a
- * worker, which costs more than the read.  Only a read that can never wait
- * for a device (not O_DIRECT), no larger than INLINE_MAX, within its
- * call's budget, and only when nothing on the fd must go first
- * (ap_q_may_bypass).  Anything else (EAGAIN: not cached; a short read,
- * which may be a partly cached range; a pipe) is queued as usual.  What it
- * cannot see blocking (a page fault on the buffer, an atime update) is in
- * aiopool(7). */
+ * worker, which costs more than the read: when may_run_inline, the offload
+ * policy keeps it, and it fits its call's budget.  Anything else (EAGAIN:
+ * not cached; a short read, which may be a partly cached range; a pipe) is
+ * queued as usual.  What it cannot see blocking (a page fault on the
+ * buffer, an atime update) is in aiopool(7). */
 static bool try_inline(struct ap_req *r, struct ap_call *call)
 {
-	size_t n;
+	size_t n = ap_nowait_bytes(r);
 
-	if (!knob(fastpath) || !(n = ap_nowait_bytes(r)) || n > INLINE_MAX ||
-	    offload(r, n) || !may_bypass(r->fd) || waits_for_device(r) ||
-	    !inline_fits(n, call))
+	if (!may_run_inline(r, n) || offload(r, n) || !inline_fits(n, call))
 		return false;
 	/* On the user's fd: the inline read runs now, on what it names now. */
 	if (!ap_exec_nowait(r, r->fd)) {
@@ -641,9 +649,9 @@ static bool try_inline(struct ap_req *r, struct ap_call *call)
 	return true;
 }
 
-/* The fast path's rule for a caller that keeps its own request (the libev
- * adapter, a library of its own on the public interface): the same
- * checks as try_inline's, for a read submitted alone. */
+/* The fast path's rule (may_run_inline) for a caller that keeps its own
+ * request (the libev adapter, a library of its own on the public
+ * interface), for a read submitted alone. */
 AP_EXPORT long aiopool_read_now(int fd, void *buf, unsigned long len,
 		long long offset)
 {
@@ -652,8 +660,7 @@ AP_EXPORT long aiopool_read_now(int fd, void *buf, unsigned long len,
 	size_t n = ap_nowait_bytes(&r);
 	int saved = errno;
 
-	if (knob(fastpath) && n && n <= INLINE_MAX && may_bypass(fd) &&
-	    !waits_for_device(&r) && ap_exec_nowait(&r, fd)) {
+	if (may_run_inline(&r, n) && ap_exec_nowait(&r, fd)) {
 		errno = saved;
 		return (long)r.res;
 	}
@@ -890,25 +897,26 @@ static __thread struct pin_seen {
 
 /* The hand-off of a read at the cost of one system call: when r->fd names
  * the very description its fdq pins, the fd names the file the fdq serves
- * with the access mode and flags of the pin, which is all a read needs
- * (a read has no append or sync rule; O_DIRECT is taken from the flags the
- * fdq last saw, a hint for how a worker waits, not for what the read
- * returns).  The fdq must be the same one (its generation) before and after
- * the kcmp: then its pin was open throughout (pfd is the one this thread
- * saw it with: pins_seen).  0 with engine.lock held and
- * *out set, or -1 without it: take the long way (fstat, F_GETFL). */
+ * with the access mode of the pin, which is all a read needs (a read has
+ * no append or sync rule).  Its O_DIRECT, which decides how a worker runs
+ * it (run_class), is the fd's now: the F_GETFL io_submit made, or the
+ * flags cache (ap_fd_direct), not what the fdq saw when it asked last.
+ * The fdq must be the same one (its generation) before and after the
+ * kcmp: then its pin was open throughout (pfd is the one this thread saw
+ * it with: pins_seen).  0 with engine.lock held and *out set, or -1
+ * without it: take the long way (fstat, F_GETFL). */
 static int fdq_same_pin(struct ap_req *r, struct ap_fdq **out)
 {
 	struct pin_seen *seen = &pins_seen[r->fd % PINS_SEEN];
 	struct ap_fdq *q;
-	int saved = errno;
+	int saved = errno, direct = 0;
 	bool same;
 
 	if (!is_read(r) || seen->gen == 0 || seen->fd != r->fd)
 		return -1;
 	same = same_description(r->fd, seen->pfd);
 	errno = saved;
-	if (!same)
+	if (!same || (!r->fl_known && (direct = ap_fd_direct(r->fd)) < 0))
 		return -1;
 	ap_lock(&engine.lock);
 	q = ap_q_lookup(&engine.q, r->fd);
@@ -916,7 +924,8 @@ static int fdq_same_pin(struct ap_req *r, struct ap_fdq **out)
 		engine_unlock();
 		return -1;
 	}
-	take_flags(r, q->id.flags);
+	take_flags(r, r->fl_known ? r->fl :
+	              direct ? q->id.flags | O_DIRECT : q->id.flags & ~O_DIRECT);
 	*out = q;
 	return 0;
 }
