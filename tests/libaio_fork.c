@@ -87,7 +87,7 @@ Test(libaio_fork, fork_with_requests_in_flight)
 	struct iocb running, queued, poll_cb;
 	struct io_event ev[3];
 
-cr_assert_eq(aiopool_set(AIOPOOL_MAX_THREADS, 1), 0);
+	cr_assert_eq(aiopool_set(AIOPOOL_MAX_THREADS, 1), 0);
 	cr_assert_eq(pipe(p), 0);
 	cr_assert_eq(pipe(pp), 0);
 	io_prep_pread(&running, p[0], rbuf, 4, 0);

@@ -272,11 +272,11 @@ static void *submit_one_and_leave(void *p)
 /* The queue depth that lets the fast path hand a read to a worker is the
  * submitting thread's own.  Another thread's request still unreaped
  * makes no depth here: every read of a thread at a depth of one stays on
- * it (at a depth of two, one read in 64 would go to the pool to wake a
- * worker). */
+ * it (at a depth of two, one read of the offload size in 64 would go to
+ * the pool to wake a worker). */
 Test(posix_inline, another_threads_request_makes_no_queue_depth, .timeout = 60)
 {
-	enum { N = 256, SZ = 4096 };
+	enum { N = 256, SZ = 64 * 1024 };
 	int fd = cached_file((size_t)N * SZ);
 	unsigned char *buf = page_buf(SZ), *other = page_buf(SZ);
 	struct aiocb theirs, cb;
