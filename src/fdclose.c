@@ -42,8 +42,9 @@
  *
  * Programs get these through -laiopool or LD_PRELOAD, ahead of glibc's.
  * Closes and flag changes that do not go through these symbols (inside
- * glibc, such as fclose, close_range, a raw system call, or another process
- * sharing the open file description) are not seen: the cache's answers
+ * glibc, such as fclose, close_range, a raw system call, F_SETFL on another
+ * descriptor of the same open file description, in this process or
+ * another) are not seen: the cache's answers
  * expire after AP_FDFLAGS_TTL_MS for them.
  *
  * Owns next_close, next_fcntl and next_fcntl64, written once by the

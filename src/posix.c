@@ -48,9 +48,10 @@ static struct ap_chan posix_chan;
  * aio_return.  Per thread, as the rule is about what the submitter has in
  * flight (two threads at a depth of one each are not a depth of two), and
  * so that no cache line bounces between submitting CPUs.  A request taken
- * back by another thread leaves its submitter's count high and lowers no
- * one's below zero: such programs count as deep, which only allows the
- * offload. */
+ * back by another thread leaves its submitter's count high (that thread
+ * counts as deep, which only allows the offload) and lowers the reaper's,
+ * never below zero (a thread that reaps for others and submits counts as
+ * shallow: its reads stay inline). */
 static __thread long thread_depth;
 
 static struct cb_mark *mark(const struct aiocb *cb)

@@ -312,7 +312,7 @@ static void heap_fix(struct ap_queues *qs, struct ap_fdq *q, int limit)
 static uint64_t *busy_map[MAP_CHUNKS];
 
 /* The same layout for the order map: one bit per fd number whose fdq makes
- * a read wait its turn (must_queue below), so that the fast path asks
+ * a read wait its turn (ap_q_may_bypass says no), so that the fast path asks
  * without the lock.  Its chunks are made with the busy map's. */
 static uint64_t *order_map[MAP_CHUNKS];
 
