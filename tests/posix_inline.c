@@ -269,6 +269,27 @@ static void *submit_one_and_leave(void *p)
 	return NULL;
 }
 
+/* Reads fd's first n blocks of sz, one at a time (a depth of one of this
+ * thread's own, on top of whatever it holds), and asserts that every one
+ * ran on this thread: the stats count n more fast-path reads. */
+static void assert_reads_stay_inline(int fd, int n, size_t sz, const char *what)
+{
+	unsigned char *buf = page_buf(sz);
+	struct aiopool_stats before = stats_now(), after;
+	struct aiocb cb;
+
+	for (int i = 0; i < n; i++) {
+		fill_cb(&cb, fd, buf, sz, (off_t)i * (off_t)sz);
+		cr_assert_eq(aio_read(&cb), 0, "aio_read: %s", strerror(errno));
+		assert_read(&cb, sz, (off_t)i * (off_t)sz);
+	}
+	after = stats_now();
+	cr_assert_eq(after.fastpath - before.fastpath, (unsigned long long)n,
+	             "%llu of %d reads (%s) went to the pool",
+	             n - (after.fastpath - before.fastpath), n, what);
+	free(buf);
+}
+
 /* The queue depth that lets the fast path hand a read to a worker is the
  * submitting thread's own.  Another thread's request still unreaped
  * makes no depth here: every read of a thread at a depth of one stays on
@@ -278,9 +299,8 @@ Test(posix_inline, another_threads_request_makes_no_queue_depth, .timeout = 60)
 {
 	enum { N = 256, SZ = 64 * 1024 };
 	int fd = cached_file((size_t)N * SZ);
-	unsigned char *buf = page_buf(SZ), *other = page_buf(SZ);
-	struct aiocb theirs, cb;
-	struct aiopool_stats before, after;
+	unsigned char *other = page_buf(SZ);
+	struct aiocb theirs;
 	pthread_t t;
 
 	fastpath_on();
@@ -288,18 +308,8 @@ Test(posix_inline, another_threads_request_makes_no_queue_depth, .timeout = 60)
 	cr_assert_eq(pthread_create(&t, NULL, submit_one_and_leave, &theirs), 0);
 	pthread_join(t, NULL);
 	cr_assert_eq(wait_aio(&theirs), 0);   /* done, not taken back */
-	before = stats_now();
-	for (int i = 0; i < N; i++) {
-		fill_cb(&cb, fd, buf, SZ, (off_t)i * SZ);
-		cr_assert_eq(aio_read(&cb), 0, "aio_read: %s", strerror(errno));
-		assert_read(&cb, SZ, (off_t)i * SZ);
-	}
-	after = stats_now();
-	cr_assert_eq(after.fastpath - before.fastpath, (unsigned long long)N,
-	             "%llu of %d reads at a depth of one went to the pool",
-	             N - (after.fastpath - before.fastpath), N);
+	assert_reads_stay_inline(fd, N, SZ, "at a depth of one");
 	cr_assert_eq(aio_return(&theirs), SZ);
-	free(buf);
 	free(other);
 	close(fd);
 }
@@ -312,26 +322,15 @@ Test(posix_inline, a_small_read_at_a_depth_stays_on_the_submitter, .timeout = 60
 {
 	enum { N = 256, SZ = 4096 };
 	int fd = cached_file((size_t)N * SZ);
-	unsigned char *buf = page_buf(SZ), *held = page_buf(SZ);
-	struct aiocb first, cb;
-	struct aiopool_stats before, after;
+	unsigned char *held = page_buf(SZ);
+	struct aiocb first;
 
 	fastpath_on();
 	fill_cb(&first, fd, held, SZ, 0);
 	cr_assert_eq(aio_read(&first), 0, "aio_read: %s", strerror(errno));
 	cr_assert_eq(wait_aio(&first), 0);   /* done, not taken back */
-	before = stats_now();
-	for (int i = 0; i < N; i++) {
-		fill_cb(&cb, fd, buf, SZ, (off_t)i * SZ);
-		cr_assert_eq(aio_read(&cb), 0, "aio_read: %s", strerror(errno));
-		assert_read(&cb, SZ, (off_t)i * SZ);
-	}
-	after = stats_now();
-	cr_assert_eq(after.fastpath - before.fastpath, (unsigned long long)N,
-	             "%llu of %d small reads at a depth of two went to the pool",
-	             N - (after.fastpath - before.fastpath), N);
+	assert_reads_stay_inline(fd, N, SZ, "small, at a depth of two");
 	cr_assert_eq(aio_return(&first), SZ);
-	free(buf);
 	free(held);
 	close(fd);
 }
