@@ -186,17 +186,32 @@ AP_HIDDEN struct ap_req *ap_req_alloc(void);
 AP_HIDDEN void ap_req_free(struct ap_req *r);
 
 /* One front-end call that submits several requests (lio_listio,
- * io_submit): what it may still run inline, on the calling thread.  The
- * front end starts it with ap_call_begin and hands it to each of the
- * call's ap_submit; it lives on the caller's stack for the call only.
- * waits: the call returns only once all its requests are done
- * (lio_listio's LIO_WAIT), so its time is the I/O's whoever does it: no
- * budget, only the per-read cap. */
+ * io_submit): what it may still run inline, on the calling thread, and
+ * what it has seen of an fd.  The front end starts it with ap_call_begin
+ * and hands it to each of the call's ap_submit; it lives on the caller's
+ * stack for the call only.  waits: the call returns only once all its
+ * requests are done (lio_listio's LIO_WAIT), so its time is the I/O's
+ * whoever does it: no budget, only the per-read cap.
+ *
+ * A call's requests are submitted at one instant, so one look at an fd
+ * serves all of the call's requests on it (ap_call_getfl, and the fdq
+ * ap_submit queued on last): a close() of that fd by aiopool while the
+ * call runs detaches the fdq, and the requests after it look again. */
 struct ap_call {
 	size_t inline_left;   /* bytes of budget left; 0: spent, the rest of
 	                         the call goes to the pool */
+	struct { int fd, fl; } getfl;   /* fd's F_GETFL (fd -1: none yet) */
+	struct {                        /* the fdq this call queued on last */
+		int fd, pfd, fl;            /* fl: its F_GETFL then; -1: unknown,
+		                               only reads may follow */
+		uint64_t gen;               /* 0: none */
+	} queued;
 };
 AP_HIDDEN void ap_call_begin(struct ap_call *call, bool waits);
+
+/* fcntl(fd, F_GETFL) once per fd and call (call NULL: asks every time):
+ * the flags, or -1 with errno set. */
+AP_HIDDEN int ap_call_getfl(struct ap_call *call, int fd);
 
 /* Queues r (state AP_ST_NEW) with priority prio, or runs it inline when
  * the fast path may (a cached read, within the per-request cap and call's

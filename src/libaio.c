@@ -1163,7 +1163,7 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb,
 		return EAGAIN;
 
 	err = EBADF;
-	if ((fl = fcntl(iocb->aio_fildes, F_GETFL)) < 0 || (fl & O_PATH))
+	if ((fl = ap_call_getfl(call, iocb->aio_fildes)) < 0 || (fl & O_PATH))
 		goto fail;
 	if ((iocb->u.c.flags & IOCB_RESFD) &&
 	    (err = dup_eventfd((int)iocb->u.c.resfd, &resfd, &resfd_id)) != 0)

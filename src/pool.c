@@ -23,7 +23,8 @@
  *
  * Files are pinned (queue.h): a queued submission looks at its fd (fstat,
  * F_GETFL, without the lock; for a read on an fd whose fdq pins its very
- * description, one kcmp: fdq_same_pin, with the thread's pins_seen), takes
+ * description, one kcmp: fdq_same_pin, with the thread's pins_seen; none
+ * after the first on one fd in one call: call_same_pin), takes
  * its flags into the request, and finds
  * the fdq that pins the file the fd names now, or makes one; a queue whose
  * file the number no longer names is detached first, as close() would.
@@ -577,6 +578,20 @@ static bool offload(const struct ap_req *r, size_t n)
 void ap_call_begin(struct ap_call *call, bool waits)
 {
 	call->inline_left = waits ? SIZE_MAX : INLINE_BUDGET;
+	call->getfl.fd = -1;
+	call->queued.gen = 0;
+}
+
+int ap_call_getfl(struct ap_call *call, int fd)
+{
+	int fl;
+
+	if (call && call->getfl.fd == fd && fd >= 0)
+		return call->getfl.fl;
+	fl = fcntl(fd, F_GETFL);
+	if (call && fl >= 0)
+		call->getfl.fd = fd, call->getfl.fl = fl;
+	return fl;
 }
 
 /* May a read of n bytes run inline within call's budget (NULL: a call of
@@ -895,39 +910,81 @@ static __thread struct pin_seen {
 	uint64_t gen;       /* 0: none */
 } pins_seen[PINS_SEEN];
 
+/* Takes engine.lock, and r->fd's fdq if it is still the one numbered gen
+ * that pins pfd (then pfd was open throughout, and the fd was seen naming
+ * it).  r takes fl as its flags, or, for fl < 0 (a read), the fdq's with
+ * O_DIRECT as direct says.  0 with engine.lock held and *out set, or -1
+ * without it. */
+static int queue_on_seen(struct ap_req *r, uint64_t gen, int pfd, int fl,
+		int direct, struct ap_fdq **out)
+{
+	struct ap_fdq *q;
+
+	ap_lock(&engine.lock);
+	q = ap_q_lookup(&engine.q, r->fd);
+	if (!q || q->gen != gen || q->pfd != pfd) {
+		engine_unlock();
+		return -1;
+	}
+	take_flags(r, fl >= 0 ? fl :
+	              direct ? q->id.flags | O_DIRECT : q->id.flags & ~O_DIRECT);
+	*out = q;
+	return 0;
+}
+
+/* r's flags when known without asking: the front end's F_GETFL (r->fl)
+ * or, from this call, given; else -1.  O_DIRECT of a read with neither
+ * (*direct) comes from the flags cache (ap_fd_direct); -2 when even that
+ * cannot tell (the fd is not open): take the long way. */
+static int known_flags(const struct ap_req *r, int given, int *direct)
+{
+	if (r->fl_known)
+		return r->fl;
+	if (given >= 0)
+		return given;
+	if (!is_read(r) || (*direct = ap_fd_direct(r->fd)) < 0)
+		return -2;
+	return -1;
+}
+
 /* The hand-off of a read at the cost of one system call: when r->fd names
  * the very description its fdq pins, the fd names the file the fdq serves
  * with the access mode of the pin, which is all a read needs (a read has
  * no append or sync rule).  Its O_DIRECT, which decides how a worker runs
  * it (run_class), is the fd's now: the F_GETFL io_submit made, or the
  * flags cache (ap_fd_direct), not what the fdq saw when it asked last.
- * The fdq must be the same one (its generation) before and after the
- * kcmp: then its pin was open throughout (pfd is the one this thread saw
- * it with: pins_seen).  0 with engine.lock held and *out set, or -1
- * without it: take the long way (fstat, F_GETFL). */
+ * pfd is the pin this thread saw the fdq with (pins_seen).  0 with
+ * engine.lock held and *out set, or -1 without it: take the long way
+ * (fstat, F_GETFL). */
 static int fdq_same_pin(struct ap_req *r, struct ap_fdq **out)
 {
 	struct pin_seen *seen = &pins_seen[r->fd % PINS_SEEN];
-	struct ap_fdq *q;
-	int saved = errno, direct = 0;
+	int saved = errno, direct = 0, fl;
 	bool same;
 
 	if (!is_read(r) || seen->gen == 0 || seen->fd != r->fd)
 		return -1;
 	same = same_description(r->fd, seen->pfd);
 	errno = saved;
-	if (!same || (!r->fl_known && (direct = ap_fd_direct(r->fd)) < 0))
+	if (!same || (fl = known_flags(r, -1, &direct)) == -2)
 		return -1;
-	ap_lock(&engine.lock);
-	q = ap_q_lookup(&engine.q, r->fd);
-	if (!q || q->gen != seen->gen || q->pfd != seen->pfd) {
-		engine_unlock();
+	return queue_on_seen(r, seen->gen, seen->pfd, fl, direct, out);
+}
+
+/* A request of a call that has queued on r->fd's fdq already: the fd was
+ * looked at then, for the whole call (struct ap_call), so no system call.
+ * As fdq_same_pin; without flags from then (a read that fdq_same_pin let
+ * through), only a read. */
+static int call_same_pin(struct ap_req *r, const struct ap_call *call,
+		struct ap_fdq **out)
+{
+	int direct = 0, fl;
+
+	if (!call || call->queued.gen == 0 || call->queued.fd != r->fd ||
+	    (fl = known_flags(r, call->queued.fl, &direct)) == -2)
 		return -1;
-	}
-	take_flags(r, r->fl_known ? r->fl :
-	              direct ? q->id.flags | O_DIRECT : q->id.flags & ~O_DIRECT);
-	*out = q;
-	return 0;
+	return queue_on_seen(r, call->queued.gen, call->queued.pfd, fl, direct,
+	                     out);
 }
 
 /* Under engine.lock: q is the fdq r->fd's submission was queued on. */
@@ -936,6 +993,18 @@ static void pin_note(const struct ap_fdq *q)
 	struct pin_seen *seen = &pins_seen[q->fd % PINS_SEEN];
 
 	*seen = (struct pin_seen){ q->fd, q->pfd, q->gen };
+}
+
+/* Under engine.lock: call (maybe NULL) queued on q, with fl the fd's
+ * flags as it saw them (-1: not asked). */
+static void call_note(struct ap_call *call, const struct ap_fdq *q, int fl)
+{
+	if (call) {
+		call->queued.fd = q->fd;
+		call->queued.pfd = q->pfd;
+		call->queued.fl = fl;
+		call->queued.gen = q->gen;
+	}
 }
 
 /* Queued submissions look at the fd (fstat, F_GETFL: two system calls, no
@@ -947,7 +1016,7 @@ int ap_submit(struct ap_req *r, int prio, struct ap_call *call)
 	struct ap_fdid id;
 	struct ap_fdq *q;
 	uint64_t seen, gen, seq;
-	int fd = r->fd, err;
+	int fd = r->fd, err, fl;
 	bool spawn;
 
 	r->prio = prio;
@@ -955,8 +1024,14 @@ int ap_submit(struct ap_req *r, int prio, struct ap_call *call)
 		goto bad_fd;
 	if (try_inline(r, call))
 		return 0;
-	if (fdq_same_pin(r, &q) == 0)
+	if (call_same_pin(r, call, &q) == 0) {
+		fl = r->fl_known ? r->fl : call->queued.fl;
 		goto queue;
+	}
+	if (fdq_same_pin(r, &q) == 0) {
+		fl = r->fl_known ? r->fl : -1;
+		goto queue;
+	}
 	do {
 		seen = ap_load(&engine.q.gen);
 		if (ap_fd_id(r->fd, &id) != 0) {
@@ -969,12 +1044,14 @@ int ap_submit(struct ap_req *r, int prio, struct ap_call *call)
 		goto bad_fd;
 	if (err)
 		return err;
+	fl = id.flags;
 queue:
 	if (engine.inflight >= knob(max_queued)) {
 		engine_unlock();
 		return EAGAIN;
 	}
 	pin_note(q);
+	call_note(call, q, fl);
 	ap_q_enqueue(&engine.q, q, r, knob(fd_concurrency));
 	admit_locked(r, q);
 	gen = q->gen;
