@@ -428,15 +428,24 @@ static void ctx_wake(struct ap_ctx *ctx)
 	}
 }
 
-/* Events in the ring not yet reaped, given the count of events pushed,
- * with head as the program left it. */
-static uint32_t ring_used(struct ap_ctx *ctx, uint64_t pushed)
+/* The ring's head as the program left it.  Every caller of ring_used
+ * reads it before `pushed`: a head read after the count can be past the
+ * tail the count gives (an event pushed and reaped between the two reads),
+ * which would make the ring look full. */
+static uint32_t ring_head(struct ap_ctx *ctx)
+{
+	uint32_t head = ap_load(&ctx->ring->head);
+
+	return head >= ctx->nr ? head % ctx->nr : head;
+}
+
+/* Events in the ring not yet reaped, given its head (ring_head) and then
+ * the count of events pushed. */
+static uint32_t ring_used(const struct ap_ctx *ctx, uint32_t head,
+		uint64_t pushed)
 {
 	uint32_t tail = (uint32_t)(pushed % ctx->nr);
-	uint32_t head = ap_load_relaxed(&ctx->ring->head);
 
-	if (head >= ctx->nr)
-		head %= ctx->nr;
 	return tail >= head ? tail - head : tail + ctx->nr - head;
 }
 
@@ -456,13 +465,15 @@ static bool ctx_reserve(struct ap_ctx *ctx)
 {
 	for (;;) {
 		uint64_t s = ap_load(&ctx->reserved);
+		uint32_t head = ring_head(ctx);
 		uint64_t p = ap_load(&ctx->pushed);
 
 		if ((int64_t)(s - p) < 0)
 			continue;   /* s is stale: others came and went since */
-		if (s - p + ring_used(ctx, p) >= ctx->nevents) {
-			if (ap_load(&ctx->reserved) != s)
-				continue;   /* stale: cancellations may have freed room */
+		if (s - p + ring_used(ctx, head, p) >= ctx->nevents) {
+			if (ap_load(&ctx->reserved) != s || ring_head(ctx) != head)
+				continue;   /* stale: cancellations or reaps may have
+				               freed room */
 			return false;
 		}
 		if (__atomic_compare_exchange_n(&ctx->reserved, &s, s + 1, false,
@@ -1152,6 +1163,7 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb,
 	struct ap_req *r;
 	struct iovec *iov = NULL;
 	int op, fl, prio = 0, resfd = -1, err;
+	uint32_t head;
 	struct fdid resfd_id = { 0, 0 };
 	bool in = false, out = false;
 
@@ -1247,7 +1259,8 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb,
 	r->u.aio.resfd_dev = resfd_id.dev;
 	r->u.aio.resfd_ino = resfd_id.ino;
 	r->u.aio.poll_own = false;
-	r->deep = ctx_inflight(ctx) + ring_used(ctx, ap_load(&ctx->pushed)) > 1;
+	head = ring_head(ctx);
+	r->deep = ctx_inflight(ctx) + ring_used(ctx, head, ap_load(&ctx->pushed)) > 1;
 	ap_add(&ctx->refs, 1);   /* dropped by aio_notify */
 
 	/* From here on r may complete, and be freed, at any moment. */
@@ -1559,13 +1572,14 @@ static int la_queue_wait(io_context_t handle, struct timespec *timeout)
 		return -EINVAL;
 	waitspec_init(&w, timeout);
 	for (;;) {
-		uint32_t seen = ap_chan_seq(&ctx->chan);
+		uint32_t seen = ap_chan_seq(&ctx->chan), head = ring_head(ctx);
 		uint64_t pushed = ap_load(&ctx->pushed);
 		int err;
 
 		/* One view: an event pushed between two reads of the count
 		 * would be neither in the ring nor in flight. */
-		if (ring_used(ctx, pushed) || ap_load(&ctx->reserved) == pushed)
+		if (ring_used(ctx, head, pushed) ||
+		    ap_load(&ctx->reserved) == pushed)
 			break;
 		if (ctx_dead(ctx)) {
 			ret = -EINVAL;
