@@ -1,32 +1,60 @@
 /* internal.h: what the parts of aiopool share.  Every name here starts with
  * ap_ and is hidden from the dynamic symbol table.
  *
- * The parts:
- *   queue.c   per-fd request queues and the run queue: the ordering rules
- *   pool.c    the worker threads, the knobs, stats, fork handling
+ * The parts (libaiopool; ev.c, the libev adapter, is a library of its own
+ * on the public interfaces only and uses nothing here):
+ *   queue.c   per-fd request queues and the run queue: the ordering rules;
+ *             the fd flags cache (queue.h: the queues' own interface)
+ *   pool.c    the engine: its lock, the worker threads, submission and
+ *             cancellation, the knobs, stats, fork handling
  *   exec.c    executing one request (the system calls)
  *   notify.c  sigevent delivery and the SIGEV_THREAD notifier threads
- *   wait.c    futex-based waiting used by aio_suspend, lio_listio, io_getevents
+ *   wait.c    futex wait channels (aio_suspend, lio_listio, io_getevents,
+ *             io_destroy) and spinning before sleeping
  *   posix.c   the POSIX <aio.h> front end
  *   libaio.c  the libaio front end
+ *   fdclose.c close, dup2 and dup3: cancelling what is queued on the fd;
+ *             fcntl: keeping the fd flags cache true
  *   sysaio.c  syscall(3): the AIO system calls on aiopool's contexts
  *   exitstats.c  AIOPOOL_STATS: the stats line at exit and _exit
  *
- * Locks, in the order they are taken (never the other way round):
- *   a front end's own locks (libaio: reg.lock, a context's lock, the
- *   poller's lock)
- *     -> pin_lock (pool.c: making an fd queue, pinning its file)
- *       -> engine.lock (pool.c; guards queue.c's state too)
- *         -> a libaio context's ring_lock, taken inside ops->finish, the
- *            innermost lock of all (ops->finish also runs without
- *            engine.lock, for requests never queued).
- *   Under engine.lock no system call, notification or user code runs.
- *   np.lock (notify.c) and cache.lock (pool.c, the request cache) are
- *   leaves: nothing is taken while one is held.
- *   The one exception is fork(): its prepare handler takes every lock, in
- *   this order: the front ends' (their own prepare hooks), pin_lock,
- *   np.lock, engine.lock, cache.lock; parent and child release them.
- *   Every lock is taken with ap_lock() and released with ap_unlock().
+ * Locks.  Every lock of aiopool's, by its name in the code:
+ *   reg.lock          libaio.c  the context registry (a rwlock)
+ *   poller.lock       libaio.c  the POLL poller's list and wake-up pipe
+ *   ctx->lock         libaio.c  a context's io_pgetevents waiters
+ *   ctx->ring_lock    libaio.c  a context's ring
+ *   pin_lock          pool.c    making an fd queue, pinning its file
+ *   engine.lock       pool.c    the engine; guards queue.c's state too
+ *   cache.lock        pool.c    the request cache
+ *   np.lock           notify.c  the notifier queue and counts
+ * posix.c, queue.c, exec.c, wait.c, fdclose.c, sysaio.c, exitstats.c and
+ * ev.c have no lock of their own.
+ *
+ * The order, outside fork(): a lock may be taken while holding only locks
+ * above it here, never the other way round:
+ *   pin_lock
+ *     -> engine.lock
+ *       -> ctx->ring_lock, taken inside ops->finish (aio_finish), the
+ *          innermost lock of all (ops->finish also runs without
+ *          engine.lock, for requests never queued; readers of the ring
+ *          take it alone).
+ *   reg.lock, poller.lock and ctx->lock are taken alone: never two at
+ *   once, never across an engine call.  np.lock and cache.lock are
+ *   leaves, taken alone.  No I/O system call, notification or user code
+ *   runs under engine.lock (pthread_cond_* waits on it).
+ *
+ * The exception is fork(): pool.c's prepare handler (pthread_atfork)
+ * takes a chain of locks, each held while the next is taken: the front
+ * ends' prepare hooks (ap_atfork_register) first, libaio's taking
+ * reg.lock (write) then poller.lock; then pin_lock, np.lock, engine.lock,
+ * cache.lock.  Of the locks in the chain, only pin_lock and engine.lock
+ * are ever held together outside it, in the chain's order, so the chain
+ * cannot deadlock.
+ * ctx->lock and ctx->ring_lock are not taken: the child forgets the
+ * contexts.  The parent and child handlers release the chain.
+ *
+ * Every mutex is taken with ap_lock() and released with ap_unlock() (which
+ * count it, see below); reg.lock, the one rwlock, with pthread_rwlock_*.
  */
 #ifndef AP_INTERNAL_H
 #define AP_INTERNAL_H
@@ -53,7 +81,7 @@ enum ap_op {
 	AP_OP_POLL,    /* one-shot poll(fd, poll_events): serial, never a worker */
 };
 
-/* Request states, owned by the engine (under ap_engine.lock). */
+/* Request states, owned by the engine (under engine.lock). */
 enum ap_state {
 	AP_ST_NEW,      /* filled in by a front end, not yet submitted */
 	AP_ST_BLOCKED,  /* queued behind an ordering rule */
@@ -69,7 +97,7 @@ struct ap_fdq;
 /* What a front end does with a finished request. */
 struct ap_ops {
 	/* Make the result visible (aiocb fields, ring event): under
-	 * ap_engine.lock for a request the engine queued, without it for one
+	 * engine.lock for a request the engine queued, without it for one
 	 * it never did (ap_complete_unqueued), which nothing else can see.
 	 * Cheap: no system call, no user code; safe on any thread at once for
 	 * different requests. */
@@ -77,8 +105,11 @@ struct ap_ops {
 	/* Without any engine lock, once per request, after finish: wake
 	 * waiters, deliver notifications, release the request. */
 	void (*notify)(struct ap_req *r);
-	/* In a fork() child, for each request the parent had in flight: the
-	 * child has no worker for it.  Without locks; must not free r. */
+	/* In a fork() child, for each request the parent had queued or
+	 * running in the engine (in the fd table or on a detached fdq): the
+	 * child has no worker for it.  Not for a request never queued (a
+	 * waiting POLL, an inline read another thread was doing), which the
+	 * engine never saw.  Without locks; must not free r. */
 	void (*orphan)(struct ap_req *r);
 	/* Which front end owns a request (for matching in ap_cancel). */
 	int kind;
@@ -99,7 +130,7 @@ struct ap_lio;  /* posix.c: one lio_listio call */
 struct ap_ctx;  /* libaio.c: one io_context_t */
 
 struct ap_req {
-	/* Engine links, under ap_engine.lock. */
+	/* Engine links, under engine.lock. */
 	struct ap_req *next, *prev;   /* in its fdq's blocked/ready/running list */
 	struct ap_fdq *q;
 	uint64_t seq;                 /* submission order */
@@ -265,7 +296,7 @@ AP_HIDDEN bool ap_engine_here(void);
 AP_HIDDEN int ap_count(bool (*match)(const struct ap_req *r, void *arg),
 		void *arg);
 
-/* Calls fn(arg) with ap_engine.lock held, for a front end that must see
+/* Calls fn(arg) with engine.lock held, for a front end that must see
  * the engine still.  fn must not block or call back into the engine. */
 AP_HIDDEN void ap_locked(void (*fn)(void *arg), void *arg);
 
