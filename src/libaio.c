@@ -20,12 +20,15 @@
  *            RESFD duplicate.
  *   max_nr   fs.aio-max-nr, written once by the constructor.
  *
- * Locks: reg.lock, poller.lock and a context's lock are never held across
- * an engine call, nor together but by fork's prepare handler (reg.lock,
- * then poller.lock).  Under poller.lock and a context's lock only fstat
- * and the write of a wake-up byte are made.  ring_lock is the innermost
- * lock of all, taken in aio_finish (under the engine lock for a queued
- * request, without it for one never queued) and by readers of
+ * Locks (their order, and fork's exception to it, are in internal.h):
+ * reg.lock, poller.lock and a context's lock are never held across an
+ * engine call, nor together but by fork's prepare handler (reg.lock, then
+ * poller.lock).  Under poller.lock and a context's lock no request's I/O
+ * and no user code runs, only work on the front end's own descriptors
+ * (fstat, a wake-up pipe's byte written or drained, a wake-up pipe made
+ * or closed) and, under poller.lock, the poller thread's start.  ring_lock
+ * is the innermost lock of all, taken in aio_finish (under engine.lock for
+ * a queued request, without it for one never queued) and by readers of
  * the ring.
  *
  * A context is one allocation: struct ap_ctx, then the ring, laid out as

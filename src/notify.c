@@ -16,8 +16,10 @@
  * runs with none blocked, as on glibc's thread per notification.  An idle
  * notifier never takes a process-directed signal.
  *
- * Owns: `np` below, guarded by np.lock, a leaf lock: nothing else is taken
- * while it is held and no user code runs under it.
+ * Owns: `np` below, guarded by np.lock, a leaf lock: outside fork() nothing
+ * else is taken while it is held (fork's prepare handler takes engine.lock
+ * and cache.lock after it: internal.h has the order), and no user code
+ * runs under it.
  */
 #include "config.h"
 

@@ -15,11 +15,9 @@
  * notifications of the requests it cancels are delivered on the calling
  * thread (see aiopool(7)).
  *
- * Lock order (see internal.h): a front end's locks -> pin_lock ->
- * engine.lock -> the libaio ring lock taken inside ops->finish.  No system call, notification
- * or user code runs under engine.lock, but for pthread_cond_* on it: the
- * pinned descriptors of fdqs that die in a critical section are closed
- * after it (engine_unlock).
+ * No I/O system call, notification or user code runs under engine.lock,
+ * but for pthread_cond_* on it: the pinned descriptors of fdqs that die in
+ * a critical section are closed after it (engine_unlock).
  *
  * Files are pinned (queue.h): a queued submission looks at its fd (fstat,
  * F_GETFL, without the lock; for a read on an fd whose fdq pins its very

@@ -3,10 +3,11 @@
  *
  * Owns: the aiocb fields we keep state in, and posix_chan, the wait channel
  * that aio_suspend and lio_listio(LIO_WAIT) sleep on.  Takes no lock of its
- * own: the state of a submitted aiocb changes only in posix_finish (under
- * ap_engine.lock for a queued request; on the submitting thread, without
- * it, for one completed at submission) and is read with atomics, so
- * aio_error and aio_return take no lock.
+ * own: the result of a submitted aiocb is published only in posix_finish
+ * (under engine.lock, pool.c's, for a queued request; on the submitting
+ * thread, without it, for one completed at submission), by fail() for one
+ * refused at submission and, in a fork child, by posix_orphan; it is read
+ * with atomics, so aio_error and aio_return take no lock.
  *
  * In each submitted aiocb: __error_code and __return_value as glibc keeps
  * them, and in __glibc_reserved a mark that says this aiocb was submitted

@@ -2,11 +2,11 @@
  *
  * Owns: the fd table (fdq per fd number with requests), the list of detached
  * fdqs (their fd was closed while requests ran; they live until those are
- * done), each fdq's lists, the run heap of fdqs.  Everything here is guarded by ap_engine.lock
- * (pool.c), which every caller holds; this file takes no lock itself.  Two
- * bit maps by fd number are also read without it: the busy map (has an
- * fdq) for close(), the order map (a read must queue) for the fast path;
- * they are written under the lock with atomics.
+ * done), each fdq's lists, the run heap of fdqs.  Everything here is
+ * guarded by engine.lock (pool.c), which every caller holds; this file
+ * takes no lock itself.  Two bit maps by fd number are also read without
+ * it: the busy map (has an fdq) for close(), the order map (a read must
+ * queue) for the fast path; they are written under the lock with atomics.
  *
  * The ordering rules live here: may_activate() says when a queued request
  * may start (what POSIX orders is serialised, everything else on a regular
