@@ -111,11 +111,7 @@ struct ap_ops {
 	 * waiting POLL, an inline read another thread was doing), which the
 	 * engine never saw.  Without locks; must not free r. */
 	void (*orphan)(struct ap_req *r);
-	/* Which front end owns a request (for matching in ap_cancel). */
-	int kind;
 };
-
-enum { AP_KIND_POSIX = 1, AP_KIND_LIBAIO = 2 };
 
 /* A notification to deliver: caller-provided storage, so that delivery
  * never fails for lack of memory.  It must live until done(arg) runs. */
@@ -291,14 +287,6 @@ AP_HIDDEN int ap_fd_dup(int fd);
 /* Is the calling process the engine's own: not a vfork or CLONE_VM child,
  * which shares the memory but must not use it?  Async-signal-safe. */
 AP_HIDDEN bool ap_engine_here(void);
-
-/* Counts the engine's requests, queued or running, that match. */
-AP_HIDDEN int ap_count(bool (*match)(const struct ap_req *r, void *arg),
-		void *arg);
-
-/* Calls fn(arg) with engine.lock held, for a front end that must see
- * the engine still.  fn must not block or call back into the engine. */
-AP_HIDDEN void ap_locked(void (*fn)(void *arg), void *arg);
 
 /* Registers a front end's fork handlers: prepare runs before the engine
  * lock is taken, parent/child after it is released. */

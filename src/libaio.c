@@ -528,7 +528,6 @@ static const struct ap_ops aio_ops = {
 	.finish = aio_finish,
 	.notify = aio_notify,
 	.orphan = aio_orphan,
-	.kind = AP_KIND_LIBAIO,
 };
 
 /* Under the engine lock (or for a request never queued, without it): the

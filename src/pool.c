@@ -1216,31 +1216,6 @@ void ap_fd_replaced(int fd, uint64_t gen)
 		cancel(fd, any_request, NULL, false, true, gen);
 }
 
-int ap_count(bool (*match)(const struct ap_req *r, void *arg), void *arg)
-{
-	int n = 0;
-
-	ap_lock(&engine.lock);
-	for (int i = 0; i < engine.q.nfds; i++) {
-		struct ap_fdq *q = engine.q.fds[i];
-		if (!q)
-			continue;
-		collect(q->blocked.head, match, arg, &(struct ap_req *){ NULL }, &n);
-		collect(q->ready.head, match, arg, &(struct ap_req *){ NULL }, &n);
-		for (struct ap_req *r = q->running.head; r; r = r->next)
-			n += match(r, arg);
-	}
-	engine_unlock();
-	return n;
-}
-
-void ap_locked(void (*fn)(void *arg), void *arg)
-{
-	ap_lock(&engine.lock);
-	fn(arg);
-	engine_unlock();
-}
-
 /* ---- knobs and stats --------------------------------------------------- */
 
 static bool knob_ok(int k, long v)

@@ -191,7 +191,6 @@ static const struct ap_ops posix_ops = {
 	.finish = posix_finish,
 	.notify = posix_notify,
 	.orphan = posix_orphan,
-	.kind = AP_KIND_POSIX,
 };
 
 static void posix_atfork_child(void)
