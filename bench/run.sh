@@ -5,19 +5,24 @@
 # cache, runs bench/aiobench for every engine on every workload (each
 # workload's engines interleaved, --reps rounds, the median kept), and prints
 # a table with the machine it ran on.  The full run also runs fio as an
-# outside referee and callgrind for instructions per request, and writes
-# docs/performance.md (between its bench:begin/bench:end marks) and
-# docs/performance.png.
+# outside referee and callgrind for instructions per request, and with
+# --docs DIR writes DIR/performance.md (between its bench:begin/bench:end
+# marks; the whole file when DIR has none) and DIR/performance.png.  make
+# bench gives it the build tree's bench-results/ as DIR.
 #
 #   run.sh --bin AIOBENCH --lib LIBAIOPOOL_SO [--quick | --demo --aiocopy AIOCOPY]
 #          [--docs DIR] [--results FILE] [--dir PARENT] [--secs S] [--warm S]
 #          [--reps N] [--no-fio] [--no-callgrind]
 #   run.sh --from RESULTS [--docs DIR]: renders the tables (and with --docs,
-#          docs/performance.md and the plot) from an earlier run's --results.
+#          DIR/performance.md and the plot) from an earlier run's --results.
+#   run.sh --copy-docs RUNDIR --docs DIR (make bench-docs): copies the
+#          bench:begin/bench:end block of an earlier full run's
+#          RUNDIR/performance.md into DIR/performance.md, and its plot into
+#          DIR/performance.png.  Runs nothing.
 set -u
 
 BIN='' LIB='' DOCS='' RESULTS='' AIOCOPY='' PARENT=${TMPDIR:-/var/tmp}
-MODE=full SECS='' WARM='' REPS='' FROM='' FIO=1 CALLGRIND=1
+MODE=full SECS='' WARM='' REPS='' FROM='' COPY='' FIO=1 CALLGRIND=1
 while [ $# -gt 0 ]; do
 	case $1 in
 	--bin) BIN=$2; shift ;;
@@ -26,6 +31,7 @@ while [ $# -gt 0 ]; do
 	--results) RESULTS=$2; shift ;;
 	--aiocopy) AIOCOPY=$2; shift ;;
 	--from) FROM=$2; shift ;;
+	--copy-docs) COPY=$2; shift ;;
 	--dir) PARENT=$2; shift ;;
 	--secs) SECS=$2; shift ;;
 	--warm) WARM=$2; shift ;;
@@ -39,6 +45,37 @@ while [ $# -gt 0 ]; do
 	shift
 done
 die() { echo "run.sh: $*" >&2; exit 1; }
+# has_block FILE: FILE has the bench:begin and bench:end marks.
+has_block() { [ -f "$1" ] && grep -q '^<!-- bench:begin' "$1" && grep -q '^<!-- bench:end' "$1"; }
+# splice BLOCK MD TMP: MD with its bench:begin..bench:end block replaced by
+# the file BLOCK (through TMP; MD keeps its inode and mode).
+splice() {
+	awk -v gen="$1" '
+		/^<!-- bench:begin/ { while ((getline l < gen) > 0) print l; skip = 1; next }
+		/^<!-- bench:end/ { skip = 0; next }
+		!skip' "$2" > "$3" && cat "$3" > "$2"
+}
+
+if [ -n "$COPY" ]; then
+	[ -n "$DOCS" ] || die "--copy-docs needs --docs DIR"
+	SRC=$COPY/performance.md MD=$DOCS/performance.md
+	[ -f "$SRC" ] || die "no results in $COPY (no performance.md): run make bench first"
+	has_block "$SRC" || die "$SRC has no bench:begin/bench:end block"
+	has_block "$MD" || die "$MD has no bench:begin/bench:end block to replace"
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/aiobench-docs.XXXXXX") || die "cannot create a temporary directory"
+	trap 'rm -rf "$TMP"' EXIT
+	awk '/^<!-- bench:begin/ { p = 1 } p { print } /^<!-- bench:end/ { p = 0 }' "$SRC" > "$TMP/block.md"
+	# A run without gnuplot shows no plot: DIR's own is then left alone.
+	if grep -q '](performance\.png)' "$TMP/block.md"; then
+		[ -f "$COPY/performance.png" ] || die "$SRC shows performance.png, but $COPY has none"
+		cp "$COPY/performance.png" "$DOCS/performance.png" || die "cannot write $DOCS/performance.png"
+		echo "wrote $DOCS/performance.png"
+	fi
+	splice "$TMP/block.md" "$MD" "$TMP/performance.md" || die "cannot write $MD"
+	echo "wrote $MD: the results of $SRC ($(sed -n 's/^Measured \(.* UTC\) on .*/\1/p' "$TMP/block.md" | head -n 1))"
+	exit 0
+fi
+
 if [ -n "$FROM" ]; then
 	[ -f "$FROM" ] || die "--from $FROM: no such file"
 else
@@ -855,7 +892,7 @@ fi
 
 GEN=$DIR/generated.md
 {
-	echo "<!-- bench:begin: written by bench/run.sh (make bench); edits here are lost -->"
+	echo "<!-- bench:begin: written by bench/run.sh (make bench, then make bench-docs); edits here are lost -->"
 	echo
 	echo "Measured $DATE on $MACHINE; data on $FSTYPE;"
 	echo "load average $LOAD at the start, $LOAD_END at the end.  Each aiobench figure is the median of $REPS runs of"
@@ -940,11 +977,8 @@ GEN=$DIR/generated.md
 } > "$GEN"
 
 MD=$DOCS/performance.md
-if [ -f "$MD" ] && grep -q '^<!-- bench:begin' "$MD" && grep -q '^<!-- bench:end' "$MD"; then
-	awk -v gen="$GEN" '
-		/^<!-- bench:begin/ { while ((getline l < gen) > 0) print l; skip = 1; next }
-		/^<!-- bench:end/ { skip = 0; next }
-		!skip' "$MD" > "$DIR/performance.md" && cat "$DIR/performance.md" > "$MD"
+if has_block "$MD"; then
+	splice "$GEN" "$MD" "$DIR/performance.md"
 else
 	{
 		cat <<'EOF'
@@ -953,22 +987,30 @@ else
 How aiopool compares with glibc's POSIX AIO, kernel AIO, io_uring and plain
 threads, measured side by side by `make bench` (bench/run.sh, bench/aiobench.c).
 The part between the `bench:begin` and `bench:end` marks is rewritten by each
-full run; the rest is kept by hand.
+full run (`make bench-docs` copies it here); the rest is kept by hand.
 
 ## Reproduce
 
-    make bench          # the full suite: this file and performance.png
+    make bench          # the full suite, into the build tree's bench-results/
+    make bench-docs     # then: that run's results into this file and performance.png
     make bench-quick    # the headline rows, about a minute
     make bench BENCH_FLAGS="--secs 2 --reps 5"   # longer, steadier runs
 
+`make bench` writes into the build directory only: `bench-results/`
+gets `performance.md` (with the results block that goes here),
+`performance.png` and the raw runs, `results.tsv`.
+`make bench-docs`, a step of its own, copies the last run's block (between
+the `bench:begin` and `bench:end` marks) into this file and its plot into
+`docs/performance.png`.
 Each full run ends with the goals table (also printed at the end of
 `make bench`'s output) and states, at the top of its results, the exact
 `make bench` command that reproduces it.
 `make bench-quick` (and `make demo`, which first copies a file through
 aiopool and compares it) prints the headline rows only and writes nothing
-here.  `bench/run.sh --from build/bench-results.tsv --docs docs` renders an
-earlier run again.  Timings never go into the tests: they live here, quoted
-as ratios from one run.
+here (its raw runs: `bench-results/results-quick.tsv`).
+`bench/run.sh --from build/bench-results/results.tsv --docs DIR` renders
+an earlier run again into `DIR/performance.md`.  Timings never go into the
+tests: they live here, quoted as ratios from one run.
 
 ## How the figures are taken
 
