@@ -952,21 +952,22 @@ static int known_flags(const struct ap_req *r, int given, int *direct)
  * it (run_class), is the fd's now: the F_GETFL io_submit made, or the
  * flags cache (ap_fd_direct), not what the fdq saw when it asked last.
  * pfd is the pin this thread saw the fdq with (pins_seen).  0 with
- * engine.lock held and *out set, or -1 without it: take the long way
+ * engine.lock held, *out set and *fl the flags known without asking
+ * (known_flags; -1: none), or -1 without the lock: take the long way
  * (fstat, F_GETFL). */
-static int fdq_same_pin(struct ap_req *r, struct ap_fdq **out)
+static int fdq_same_pin(struct ap_req *r, struct ap_fdq **out, int *fl)
 {
 	struct pin_seen *seen = &pins_seen[r->fd % PINS_SEEN];
-	int saved = errno, direct = 0, fl;
+	int saved = errno, direct = 0;
 	bool same;
 
 	if (!is_read(r) || seen->gen == 0 || seen->fd != r->fd)
 		return -1;
 	same = same_description(r->fd, seen->pfd);
 	errno = saved;
-	if (!same || (fl = known_flags(r, -1, &direct)) == -2)
+	if (!same || (*fl = known_flags(r, -1, &direct)) == -2)
 		return -1;
-	return queue_on_seen(r, seen->gen, seen->pfd, fl, direct, out);
+	return queue_on_seen(r, seen->gen, seen->pfd, *fl, direct, out);
 }
 
 /* A request of a call that has queued on r->fd's fdq already: the fd was
@@ -974,14 +975,14 @@ static int fdq_same_pin(struct ap_req *r, struct ap_fdq **out)
  * As fdq_same_pin; without flags from then (a read that fdq_same_pin let
  * through), only a read. */
 static int call_same_pin(struct ap_req *r, const struct ap_call *call,
-		struct ap_fdq **out)
+		struct ap_fdq **out, int *fl)
 {
-	int direct = 0, fl;
+	int direct = 0;
 
 	if (!call || call->queued.gen == 0 || call->queued.fd != r->fd ||
-	    (fl = known_flags(r, call->queued.fl, &direct)) == -2)
+	    (*fl = known_flags(r, call->queued.fl, &direct)) == -2)
 		return -1;
-	return queue_on_seen(r, call->queued.gen, call->queued.pfd, fl, direct,
+	return queue_on_seen(r, call->queued.gen, call->queued.pfd, *fl, direct,
 	                     out);
 }
 
@@ -1022,14 +1023,9 @@ int ap_submit(struct ap_req *r, int prio, struct ap_call *call)
 		goto bad_fd;
 	if (try_inline(r, call))
 		return 0;
-	if (call_same_pin(r, call, &q) == 0) {
-		fl = r->fl_known ? r->fl : call->queued.fl;
+	if (call_same_pin(r, call, &q, &fl) == 0 ||
+	    fdq_same_pin(r, &q, &fl) == 0)
 		goto queue;
-	}
-	if (fdq_same_pin(r, &q) == 0) {
-		fl = r->fl_known ? r->fl : -1;
-		goto queue;
-	}
 	do {
 		seen = ap_load(&engine.q.gen);
 		if (ap_fd_id(r->fd, &id) != 0) {
