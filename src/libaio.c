@@ -1405,8 +1405,9 @@ static void pwaiter_close(struct ap_ctx *ctx, struct pwaiter *me)
 }
 
 /* One sleep of a masked waiter: ppoll on its pipe (or a tick), the mask
- * swapped in.  EINTR, or 0.  A pipe found broken (the program closed an
- * end) is dropped, under ctx->lock as ctx_wake reads it: ticks from then. */
+ * swapped in.  EINTR; ETIMEDOUT if the wait's time was over before it;
+ * else 0.  A pipe found broken (the program closed an end) is dropped,
+ * under ctx->lock as ctx_wake reads it: ticks from then. */
 static int pwaiter_sleep(struct ap_ctx *ctx, struct pwaiter *me,
 		const struct waitspec *w, const sigset_t *mask)
 {
@@ -1416,7 +1417,7 @@ static int pwaiter_sleep(struct ap_ctx *ctx, struct pwaiter *me,
 
 	if (!w->forever) {
 		if (!waitspec_left(w, &left))
-			return 0;
+			return ETIMEDOUT;
 		t = &left;
 	}
 	if (p.fd >= 0 && !wake_ours(&me->pipe, p.fd))
@@ -1441,13 +1442,53 @@ static int pwaiter_sleep(struct ap_ctx *ctx, struct pwaiter *me,
 	return 0;
 }
 
+/* One sleep of a reaper, until an event may have come: on the context's
+ * channel, or in ppoll with the signal mask swapped in when me is a
+ * masked waiter.  EINTR, ETIMEDOUT (the wait's time is over), or 0. */
+static int reaper_sleep(struct ap_ctx *ctx, struct pwaiter *me,
+		uint32_t seen, const struct waitspec *w, const sigset_t *mask)
+{
+	if (me)
+		return pwaiter_sleep(ctx, me, w, mask);
+	return ap_chan_wait(&ctx->chan, seen, w->forever ? NULL : &w->deadline);
+}
+
+/* Collects events until enough() or the wait ends, sleeping as
+ * reaper_sleep does: how many, or -EINVAL (context destroyed) or -EINTR
+ * when it ends with none. */
+static long reap_wait(struct ap_ctx *ctx, long min_nr, long nr,
+		struct io_event *events, const struct waitspec *w,
+		struct pwaiter *me, const sigset_t *mask)
+{
+	long got = 0;
+
+	for (;;) {
+		uint32_t seen = ap_chan_seq(&ctx->chan);
+		uint64_t pushed = ap_load(&ctx->pushed);   /* see enough() */
+		int err;
+
+		got += ring_reap(ctx, events + got, nr - got);
+		if (enough(ctx, got, min_nr, nr, w, pushed))
+			return got;
+		if (ctx_dead(ctx))
+			return got ? got : -EINVAL;
+		if (w->nowait)
+			return got;
+		err = reaper_sleep(ctx, me, seen, w, mask);
+		if (err == EINTR)
+			return got ? got : -EINTR;
+		if (err == ETIMEDOUT && !w->forever)
+			return got + ring_reap(ctx, events + got, nr - got);
+	}
+}
+
 /* The waiting part of io_pgetevents with a signal mask (see above). */
 static long getevents_masked(struct ap_ctx *ctx, long min_nr, long nr,
 		struct io_event *events, const struct waitspec *w,
 		const sigset_t *mask)
 {
 	struct pwaiter me = { .pipe = WAKEPIPE_NONE };
-	long got = 0;
+	long got;
 
 	pwaiter_open(ctx, &me);
 	ap_lock(&ctx->lock);
@@ -1457,30 +1498,7 @@ static long getevents_masked(struct ap_ctx *ctx, long min_nr, long nr,
 	ctx->pw = &me;
 	__atomic_add_fetch(&ctx->npw, 1, __ATOMIC_SEQ_CST);
 	ap_unlock(&ctx->lock);
-
-	for (;;) {
-		uint64_t pushed = ap_load(&ctx->pushed);   /* see enough() */
-
-		got += ring_reap(ctx, events + got, nr - got);
-		if (enough(ctx, got, min_nr, nr, w, pushed))
-			break;
-		if (ctx_dead(ctx)) {
-			if (!got)
-				got = -EINVAL;
-			break;
-		}
-		if (w->nowait)
-			break;
-		if (!w->forever && !waitspec_left(w, &(struct timespec){ 0 })) {
-			got += ring_reap(ctx, events + got, nr - got);
-			break;
-		}
-		if (pwaiter_sleep(ctx, &me, w, mask) == EINTR) {
-			if (!got)
-				got = -EINTR;
-			break;
-		}
-	}
+	got = reap_wait(ctx, min_nr, nr, events, w, &me, mask);
 	pwaiter_close(ctx, &me);
 	return got;
 }
@@ -1512,36 +1530,8 @@ static int getevents(io_context_t handle, long min_nr, long nr,
 	if (min_nr > nr)
 		min_nr = nr;
 	waitspec_init(&w, timeout);
-	if (mask) {
-		got = getevents_masked(ctx, min_nr, nr, events, &w, mask);
-		goto out;
-	}
-	for (;;) {
-		uint32_t seen = ap_chan_seq(&ctx->chan);
-		uint64_t pushed = ap_load(&ctx->pushed);   /* see enough() */
-		int err;
-
-		got += ring_reap(ctx, events + got, nr - got);
-		if (enough(ctx, got, min_nr, nr, &w, pushed))
-			break;
-		if (ctx_dead(ctx)) {
-			if (!got)
-				got = -EINVAL;
-			break;
-		}
-		if (w.nowait)
-			break;
-		err = ap_chan_wait(&ctx->chan, seen, w.forever ? NULL : &w.deadline);
-		if (err == EINTR) {
-			if (!got)
-				got = -EINTR;
-			break;
-		}
-		if (err == ETIMEDOUT && !w.forever) {
-			got += ring_reap(ctx, events + got, nr - got);
-			break;
-		}
-	}
+	got = mask ? getevents_masked(ctx, min_nr, nr, events, &w, mask)
+	           : reap_wait(ctx, min_nr, nr, events, &w, NULL, NULL);
 out:
 	ctx_put(ctx);
 	return (int)got;
