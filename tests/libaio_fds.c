@@ -91,21 +91,6 @@ static void *pwait_main(void *arg)
 	return (void *)(intptr_t)io_pgetevents(ctx, 1, 1, &ev, NULL, &none);
 }
 
-/* Is thread tid inside system call nr? */
-static bool in_syscall(pid_t tid, long nr)
-{
-	char path[64], buf[32] = "";
-	FILE *f;
-
-	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
-	if (!(f = fopen(path, "re")))
-		return false;
-	if (!fgets(buf, sizeof buf, f))
-		buf[0] = '\0';
-	fclose(f);
-	return atol(buf) == nr && buf[0] != '\0';
-}
-
 /* The first of the files that is not empty, or that aiopool closed (as
  * if it were its own); -1 if none. */
 static int written(const int *files, int n)
@@ -178,7 +163,8 @@ int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *t,
 
 static bool polling(pid_t tid)
 {
-	return tid && (in_syscall(tid, SYS_poll) || in_syscall(tid, SYS_ppoll));
+	return tid && (task_sleeps_in(tid, SYS_poll, -1) ||
+	               task_sleeps_in(tid, SYS_ppoll, -1));
 }
 
 /* Closes the gate with the poller asleep on pp, pq, pr and its wake-up,
@@ -232,7 +218,7 @@ Test(libaio_fds, closed_internal_descriptors_are_never_written)
 	io_prep_poll(&pr, r[0], POLLIN);
 	cr_assert_eq(submit1(ctx2, &pr), 1);
 	/* The masked waiter's wake-up is open once it sleeps in ppoll. */
-	wait_until(pwait_tid && in_syscall(pwait_tid, SYS_ppoll),
+	wait_until(pwait_tid && task_sleeps_in(pwait_tid, SYS_ppoll, -1),
 	           "io_pgetevents never slept");
 	int extra = 0;
 	open_fds(after);
