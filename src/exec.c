@@ -17,11 +17,6 @@
 
 #include "internal.h"
 
-static bool out(const struct ap_req *r)
-{
-	return r->op == AP_OP_WRITE || r->op == AP_OP_WRITEV;
-}
-
 /* The transfer, with extra (0 or RWF_APPEND) added to the request's own
  * RWF_ flags. */
 static ssize_t rw(struct ap_req *r, int fd, bool seekable, int extra)
@@ -30,7 +25,7 @@ static ssize_t rw(struct ap_req *r, int fd, bool seekable, int extra)
 	const struct iovec *iov = r->buf;
 	int cnt = (int)r->nbytes;
 	off_t off = seekable ? r->offset : -1;  /* -1: the file position */
-	bool o = out(r);
+	bool o = ap_op_writes(r->op);
 	int flags = r->rw_flags | extra;
 
 	/* preadv2/pwritev2 take -1 for "the file position": a negative offset
@@ -73,7 +68,7 @@ void ap_exec(struct ap_req *r, int fd, bool seekable)
 			 * Kernels before 4.16 know no RWF_APPEND: there the
 			 * description's O_APPEND, which it was submitted with,
 			 * does the appending. */
-			extra = r->append && seekable && out(r) &&
+			extra = r->append && seekable && ap_op_writes(r->op) &&
 			        !(r->rw_flags & RWF_APPEND) ? RWF_APPEND : 0;
 			n = rw(r, fd, seekable, extra);
 			if (n < 0 && errno == EOPNOTSUPP && extra)

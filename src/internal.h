@@ -91,6 +91,27 @@ enum ap_state {
 	AP_ST_DONE,     /* result published (ops->finish ran) */
 };
 
+/* What an operation does, for every rule that depends on it. */
+static inline bool ap_op_reads(int op)
+{
+	return op == AP_OP_READ || op == AP_OP_READV;
+}
+
+static inline bool ap_op_writes(int op)
+{
+	return op == AP_OP_WRITE || op == AP_OP_WRITEV;
+}
+
+static inline bool ap_op_syncs(int op)   /* a barrier on its fd */
+{
+	return op == AP_OP_FSYNC || op == AP_OP_FDSYNC;
+}
+
+static inline bool ap_op_vector(int op)   /* buf is an iovec array */
+{
+	return op == AP_OP_READV || op == AP_OP_WRITEV;
+}
+
 struct ap_req;
 struct ap_fdq;
 

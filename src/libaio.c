@@ -575,7 +575,7 @@ static void aio_notify(struct ap_req *r)
 	}
 	poll_drop_fd(r);
 	ctx_wake(ctx);
-	if (r->op == AP_OP_READV || r->op == AP_OP_WRITEV)
+	if (ap_op_vector(r->op))
 		free(r->buf);   /* our copy of the iovec array */
 	ap_req_free(r);
 	ctx_put(ctx);       /* last: ctx may go away now */

@@ -310,10 +310,10 @@ enum run_class {
 
 static enum run_class run_class(const struct ap_req *r, const struct ap_fdkind *k)
 {
-	bool read = r->op == AP_OP_READ || r->op == AP_OP_READV;
+	bool read = ap_op_reads(r->op);
 
 	if (!k->parallel || r->direct || r->uncached ||
-	    r->op == AP_OP_FSYNC || r->op == AP_OP_FDSYNC)
+	    ap_op_syncs(r->op))
 		return RUN_BLOCK;
 	if (read)
 		return RUN_PROBE;
@@ -893,11 +893,6 @@ static bool same_description(int fd, int pfd)
 	return rc == 0;
 }
 
-static bool is_read(const struct ap_req *r)
-{
-	return r->op == AP_OP_READ || r->op == AP_OP_READV;
-}
-
 /* The fdqs this thread's submissions were last queued on, by fd number:
  * where fdq_same_pin looks for the pinned descriptor to compare with,
  * without the lock.  What it finds there counts only if the fdq of that
@@ -940,7 +935,7 @@ static int known_flags(const struct ap_req *r, int given, int *direct)
 		return r->fl;
 	if (given >= 0)
 		return given;
-	if (!is_read(r) || (*direct = ap_fd_direct(r->fd)) < 0)
+	if (!ap_op_reads(r->op) || (*direct = ap_fd_direct(r->fd)) < 0)
 		return -2;
 	return -1;
 }
@@ -961,7 +956,7 @@ static int fdq_same_pin(struct ap_req *r, struct ap_fdq **out, int *fl)
 	int saved = errno, direct = 0;
 	bool same;
 
-	if (!is_read(r) || seen->gen == 0 || seen->fd != r->fd)
+	if (!ap_op_reads(r->op) || seen->gen == 0 || seen->fd != r->fd)
 		return -1;
 	same = same_description(r->fd, seen->pfd);
 	errno = saved;

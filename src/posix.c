@@ -232,7 +232,7 @@ static int submit(struct aiocb *cb, int op, struct ap_lio *lio,
 		errno = EINVAL;
 		return -1;
 	}
-	if (op == AP_OP_FSYNC || op == AP_OP_FDSYNC)
+	if (ap_op_syncs(op))
 		cb->aio_reqprio = 0;   /* ignored for fsync, as glibc does */
 	else if (cb->aio_reqprio < 0 || cb->aio_reqprio > AIO_PRIO_DELTA_MAX)
 		return fail(cb, EINVAL);

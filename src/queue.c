@@ -176,19 +176,9 @@ void ap_q_bury(struct ap_fdq *dead)
 	}
 }
 
-static bool is_barrier(const struct ap_req *r)
-{
-	return r->op == AP_OP_FSYNC || r->op == AP_OP_FDSYNC;
-}
-
-static bool is_write(const struct ap_req *r)
-{
-	return r->op == AP_OP_WRITE || r->op == AP_OP_WRITEV;
-}
-
 static bool is_append(const struct ap_req *r)
 {
-	return r->append && is_write(r);
+	return r->append && ap_op_writes(r->op);
 }
 
 /* The ordering rules: may r start now, given what is active on q?  Whether
@@ -201,11 +191,11 @@ static bool may_activate(const struct ap_fdq *q, const struct ap_req *r)
 		return q->nactive == 0;
 	if (q->barrier_active)          /* nothing passes a pending fsync */
 		return false;
-	if (is_barrier(r))              /* fsync waits for all before it */
+	if (ap_op_syncs(r->op))              /* fsync waits for all before it */
 		return q->nactive == 0;
 	if (is_append(r))               /* appends in order, one at a time, */
 		return q->nactive_writes == 0;
-	if (is_write(r))                /* and no write passes one */
+	if (ap_op_writes(r->op))                /* and no write passes one */
 		return q->nactive_appends == 0;
 	return true;
 }
@@ -570,9 +560,9 @@ static void activate(struct ap_fdq *q, struct ap_req *r)
 	list_insert_after(&q->ready, pos, r);
 	r->state = AP_ST_READY;
 	q->nactive++;
-	if (is_barrier(r))
+	if (ap_op_syncs(r->op))
 		q->barrier_active = true;
-	if (is_write(r))
+	if (ap_op_writes(r->op))
 		q->nactive_writes++;
 	if (is_append(r))
 		q->nactive_appends++;
@@ -581,9 +571,9 @@ static void activate(struct ap_fdq *q, struct ap_req *r)
 static void deactivate(struct ap_fdq *q, struct ap_req *r)
 {
 	q->nactive--;
-	if (is_barrier(r))
+	if (ap_op_syncs(r->op))
 		q->barrier_active = false;
-	if (is_write(r))
+	if (ap_op_writes(r->op))
 		q->nactive_writes--;
 	if (is_append(r))
 		q->nactive_appends--;
