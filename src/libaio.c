@@ -452,13 +452,16 @@ static uint32_t ring_used(const struct ap_ctx *ctx, uint32_t head,
 	return tail >= head ? tail - head : tail + ctx->nr - head;
 }
 
-/* Requests accepted whose event is not in the ring yet.  pushed is read
- * first: a count read later is never below it. */
-static uint64_t ctx_inflight(struct ap_ctx *ctx)
+/* Requests accepted and not yet reaped: in flight plus events in the ring,
+ * both from one read of `pushed', so an event moving from one to the other
+ * is counted once.  pushed is read first: a count read later is never
+ * below it. */
+static uint64_t ctx_outstanding(struct ap_ctx *ctx)
 {
+	uint32_t head = ring_head(ctx);
 	uint64_t p = ap_load(&ctx->pushed);
 
-	return ap_load(&ctx->reserved) - p;
+	return ap_load(&ctx->reserved) - p + ring_used(ctx, head, p);
 }
 
 /* Takes a slot for one more request: false when the ring has no room.
@@ -1157,17 +1160,115 @@ static int copy_iov(const struct iocb *iocb, struct iovec **out)
 	return 0;
 }
 
+/* The engine's operation for a libaio opcode, or -1 (IO_CMD_NOOP and
+ * unknown ones, which the kernel refuses with EINVAL). */
+static int iocb_op(const struct iocb *iocb)
+{
+	switch (iocb->aio_lio_opcode) {
+	case IO_CMD_PREAD:   return AP_OP_READ;
+	case IO_CMD_PWRITE:  return AP_OP_WRITE;
+	case IO_CMD_PREADV:  return AP_OP_READV;
+	case IO_CMD_PWRITEV: return AP_OP_WRITEV;
+	case IO_CMD_FSYNC:   return AP_OP_FSYNC;
+	case IO_CMD_FDSYNC:  return AP_OP_FDSYNC;
+	case IO_CMD_POLL:    return AP_OP_POLL;
+	default:             return -1;
+	}
+}
+
+/* Checks a read or write iocb on an fd of status flags fl, in the kernel's
+ * order; sets *prio from IOCB_IOPRIO and *iov to a copy of a vector (the
+ * caller frees it).  0 or an errno value. */
+static int check_rw(const struct iocb *iocb, int op, int fl, int *prio,
+		struct iovec **iov)
+{
+	bool in = ap_op_reads(op);
+	int err;
+
+	if ((iocb->u.c.flags & IOCB_IOPRIO) &&
+	    (err = ioprio_to_prio(iocb->aio_reqprio, prio)) != 0)
+		return err;
+	if (iocb->aio_rw_flags & ~RWF_KNOWN)
+		return EOPNOTSUPP;
+	if ((fl & O_ACCMODE) == (in ? O_WRONLY : O_RDONLY))
+		return EBADF;
+	if (iocb->u.c.offset < 0)
+		return EINVAL;
+	if (ap_op_vector(op))
+		return copy_iov(iocb, iov);
+	return bad_buf(iocb->u.c.buf, iocb->u.c.nbytes) ? EFAULT : 0;
+}
+
+/* Checks an FSYNC or FDSYNC iocb: no buffer, and a file there is something
+ * to sync on.  0 or an errno value. */
+static int check_sync(const struct iocb *iocb)
+{
+	struct stat st;
+
+	if (iocb->u.c.buf || iocb->u.c.nbytes || iocb->u.c.offset ||
+	    iocb->aio_rw_flags)
+		return EINVAL;
+	if (fstat(iocb->aio_fildes, &st) < 0)
+		return EBADF;
+	if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+		return EINVAL;   /* nothing to sync: fsync(2) says EINVAL */
+	return 0;
+}
+
+/* Checks a POLL iocb: the events fill the 64-bit buf field's low 16 bits,
+ * and nothing else is set.  0 or EINVAL. */
+static int check_poll(const struct iocb *iocb)
+{
+	if (((uint64_t)(uintptr_t)iocb->u.c.buf & ~(uint64_t)0xffff) ||
+	    iocb->u.c.nbytes || iocb->u.c.offset || iocb->aio_rw_flags)
+		return EINVAL;
+	return 0;
+}
+
+/* Fills r, freshly allocated, for iocb of operation op on ctx, with the
+ * checks' results (fl, iov) and the eventfd duplicate resfd (-1: none). */
+static void req_from_iocb(struct ap_req *r, struct ap_ctx *ctx,
+		struct iocb *iocb, int op, int fl, struct iovec *iov, int resfd,
+		struct fdid resfd_id)
+{
+	bool rw = ap_op_reads(op) || ap_op_writes(op);
+
+	r->op = (unsigned char)op;
+	r->fd = iocb->aio_fildes;
+	r->rw_flags = (int)iocb->aio_rw_flags;
+	r->fl = fl;            /* the fast path needs no F_GETFL of its own */
+	r->fl_known = true;
+	if (iov) {
+		r->buf = iov;
+		r->nbytes = iocb->u.v.nr;
+	} else if (rw) {
+		r->buf = iocb->u.c.buf;
+		r->nbytes = iocb->u.c.nbytes;
+	}
+	r->offset = rw ? (off_t)iocb->u.c.offset : 0;
+	r->poll_events = (short)(iocb->u.poll.events | POLLERR | POLLHUP);
+	r->ops = &aio_ops;
+	r->u.aio.ctx = ctx;
+	r->u.aio.iocb = iocb;
+	r->u.aio.data = iocb->data;
+	r->u.aio.resfd = resfd;
+	r->u.aio.resfd_dev = resfd_id.dev;
+	r->u.aio.resfd_ino = resfd_id.ino;
+	r->u.aio.poll_own = false;
+	/* A queue depth: more than this request accepted and not yet reaped. */
+	r->deep = ctx_outstanding(ctx) > 1;
+}
+
 /* Queues one iocb of the io_submit call `call': 0 or an errno value (then
- * nothing was queued). */
+ * nothing was queued).  The checks run in the kernel's order, so that an
+ * iocb wrong in two ways fails with the kernel's errno. */
 static int submit_one(struct ap_ctx *ctx, struct iocb *iocb,
 		struct ap_call *call)
 {
 	struct ap_req *r;
 	struct iovec *iov = NULL;
 	int op, fl, prio = 0, resfd = -1, err;
-	uint32_t head;
 	struct fdid resfd_id = { 0, 0 };
-	bool in = false, out = false;
 
 	if (bad_ptr(iocb, sizeof *iocb))
 		return EFAULT;
@@ -1185,84 +1286,21 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb,
 	iocb->key = 0;   /* as the kernel does */
 
 	err = EINVAL;
-	switch (iocb->aio_lio_opcode) {
-	case IO_CMD_PREAD:   op = AP_OP_READ;   in = true;  break;
-	case IO_CMD_PWRITE:  op = AP_OP_WRITE;  out = true; break;
-	case IO_CMD_PREADV:  op = AP_OP_READV;  in = true;  break;
-	case IO_CMD_PWRITEV: op = AP_OP_WRITEV; out = true; break;
-	case IO_CMD_FSYNC:   op = AP_OP_FSYNC;  break;
-	case IO_CMD_FDSYNC:  op = AP_OP_FDSYNC; break;
-	case IO_CMD_POLL:    op = AP_OP_POLL;   break;
-	default:             goto fail;   /* NOOP and unknown */
-	}
-
-	if (in || out) {
-		if ((iocb->u.c.flags & IOCB_IOPRIO) &&
-		    (err = ioprio_to_prio(iocb->aio_reqprio, &prio)) != 0)
-			goto fail;
-		err = EOPNOTSUPP;
-		if (iocb->aio_rw_flags & ~RWF_KNOWN)
-			goto fail;
-		err = EBADF;
-		if ((in && (fl & O_ACCMODE) == O_WRONLY) ||
-		    (out && (fl & O_ACCMODE) == O_RDONLY))
-			goto fail;
-		err = EINVAL;
-		if (iocb->u.c.offset < 0)
-			goto fail;
-		if (op == AP_OP_READV || op == AP_OP_WRITEV) {
-			if ((err = copy_iov(iocb, &iov)) != 0)
-				goto fail;
-		} else if (bad_buf(iocb->u.c.buf, iocb->u.c.nbytes)) {
-			err = EFAULT;
-			goto fail;
-		}
-	} else if (op == AP_OP_FSYNC || op == AP_OP_FDSYNC) {
-		struct stat st;
-		if (iocb->u.c.buf || iocb->u.c.nbytes || iocb->u.c.offset ||
-		    iocb->aio_rw_flags)
-			goto fail;
-		if (fstat(iocb->aio_fildes, &st) < 0) {
-			err = EBADF;
-			goto fail;
-		}
-		if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
-			goto fail;   /* nothing to sync: fsync(2) says EINVAL */
-	} else {   /* POLL: the events fill the 64-bit buf field's low 16 bits */
-		if (((uint64_t)(uintptr_t)iocb->u.c.buf & ~(uint64_t)0xffff) ||
-		    iocb->u.c.nbytes || iocb->u.c.offset || iocb->aio_rw_flags)
-			goto fail;
-	}
+	if ((op = iocb_op(iocb)) < 0)
+		goto fail;
+	if (ap_op_reads(op) || ap_op_writes(op))
+		err = check_rw(iocb, op, fl, &prio, &iov);
+	else
+		err = op == AP_OP_POLL ? check_poll(iocb) : check_sync(iocb);
+	if (err)
+		goto fail;
 
 	err = EAGAIN;
 	if (!(r = ap_req_alloc())) {
 		free(iov);
 		goto fail;
 	}
-	r->op = (unsigned char)op;
-	r->fd = iocb->aio_fildes;
-	r->rw_flags = (int)iocb->aio_rw_flags;
-	r->fl = fl;            /* the fast path needs no F_GETFL of its own */
-	r->fl_known = true;
-	if (iov) {
-		r->buf = iov;
-		r->nbytes = iocb->u.v.nr;
-	} else if (in || out) {
-		r->buf = iocb->u.c.buf;
-		r->nbytes = iocb->u.c.nbytes;
-	}
-	r->offset = (in || out) ? (off_t)iocb->u.c.offset : 0;
-	r->poll_events = (short)(iocb->u.poll.events | POLLERR | POLLHUP);
-	r->ops = &aio_ops;
-	r->u.aio.ctx = ctx;
-	r->u.aio.iocb = iocb;
-	r->u.aio.data = iocb->data;
-	r->u.aio.resfd = resfd;
-	r->u.aio.resfd_dev = resfd_id.dev;
-	r->u.aio.resfd_ino = resfd_id.ino;
-	r->u.aio.poll_own = false;
-	head = ring_head(ctx);
-	r->deep = ctx_inflight(ctx) + ring_used(ctx, head, ap_load(&ctx->pushed)) > 1;
+	req_from_iocb(r, ctx, iocb, op, fl, iov, resfd, resfd_id);
 	ap_add(&ctx->refs, 1);   /* dropped by aio_notify */
 
 	/* From here on r may complete, and be freed, at any moment. */
