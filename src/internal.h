@@ -386,7 +386,21 @@ static inline uint32_t ap_chan_seq(struct ap_chan *c)
 }
 /* deadline = now (CLOCK_MONOTONIC) + rel.  rel must be valid. */
 AP_HIDDEN void ap_deadline(struct timespec *deadline, const struct timespec *rel);
+/* deadline = now (CLOCK_MONOTONIC) + ms milliseconds, ms >= 0. */
+AP_HIDDEN void ap_deadline_ms(struct timespec *deadline, int ms);
 AP_HIDDEN bool ap_timespec_valid(const struct timespec *ts);
+
+/* ---- thread.c: aiopool's own threads ----------------------------------- */
+
+/* Starts fn(arg) on a new thread with every signal blocked (the caller's
+ * mask is put back), detached: with the attributes user if not NULL (a
+ * joinable thread is detached once started), else with the default ones
+ * and, if stack is not 0, a stack of that size (at least PTHREAD_STACK_MIN).
+ * 0 or pthread_create's errno value. */
+AP_HIDDEN int ap_thread_start(void *(*fn)(void *), void *arg,
+		const pthread_attr_t *user, size_t stack);
+/* Initialises cv with CLOCK_MONOTONIC for its timed waits. */
+AP_HIDDEN void ap_cond_init(pthread_cond_t *cv);
 
 /* ---- libaio.c: the AIO system calls, for syscall(3) (sysaio.c) ----------- *
  *

@@ -768,25 +768,11 @@ static void *poller_main(void *arg)
 /* Under poller.lock: starts the thread if it is not there.  0 or errno. */
 static int poller_start_locked(void)
 {
-	pthread_attr_t attr;
-	pthread_t t;
-	sigset_t all, old;
-	int err;
-
 	if (poller.started)
 		return 0;
 	if (poller.wake.rfd < 0)
 		wake_open(&poller.wake);   /* without, the poller ticks */
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 64 * 1024 > PTHREAD_STACK_MIN ?
-	                          64 * 1024 : PTHREAD_STACK_MIN);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);   /* the poller takes none */
-	err = pthread_create(&t, &attr, poller_main, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
-	if (err)
+	if (ap_thread_start(poller_main, NULL, NULL, 64 * 1024) != 0)
 		return EAGAIN;
 	poller.started = true;
 	return 0;

@@ -134,14 +134,14 @@ static bool idle_wait(void)
 
 	if (ms < 0)
 		return false;
-	ap_deadline(&deadline, &(struct timespec){ ms / 1000, (ms % 1000) * 1000000L });
+	ap_deadline_ms(&deadline, ms);
 	np.nidle++;
 	rc = pthread_cond_timedwait(&np.cv, &np.lock, &deadline);
 	np.nidle--;
 	return rc != ETIMEDOUT || np.head;
 }
 
-/* A notifier: started with every signal blocked (start_thread), and
+/* A notifier: started with every signal blocked (ap_thread_start), and
  * counted in np.nstarting until it first looks at the queue. */
 static void *notifier(void *arg)
 {
@@ -163,46 +163,10 @@ static void *notifier(void *arg)
 	return NULL;
 }
 
-/* Creates a detached thread (or one with the caller's attributes, detached
- * after if they say joinable) that starts with every signal blocked: the
- * mask is inherited from the creating thread, whose own is put back. */
-static int start_thread(void *(*fn)(void *), void *arg, const pthread_attr_t *user)
-{
-	pthread_attr_t own;
-	pthread_t t;
-	sigset_t old;
-	int err, detach = PTHREAD_CREATE_DETACHED;
-
-	pthread_sigmask(SIG_SETMASK, &all_signals, &old);
-	if (user) {
-		err = pthread_create(&t, user, fn, arg);
-		if (!err && pthread_attr_getdetachstate(user, &detach) == 0 &&
-		    detach == PTHREAD_CREATE_JOINABLE)
-			pthread_detach(t);
-	} else {
-		pthread_attr_init(&own);
-		pthread_attr_setdetachstate(&own, PTHREAD_CREATE_DETACHED);
-		err = pthread_create(&t, &own, fn, arg);
-		pthread_attr_destroy(&own);
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return err;
-}
-
-static void init_cv(void)
-{
-	pthread_condattr_t ca;
-
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&np.cv, &ca);
-	pthread_condattr_destroy(&ca);
-}
-
 __attribute__((constructor)) static void notify_init(void)
 {
 	sigfillset(&all_signals);
-	init_cv();
+	ap_cond_init(&np.cv);
 }
 
 /* Starts `want` notifiers already counted in np.nthreads and np.nstarting.
@@ -213,7 +177,7 @@ static bool spawn(int want)
 	bool any;
 
 	for (int i = 0; i < want; i++)
-		failed += start_thread(notifier, NULL, NULL) != 0;
+		failed += ap_thread_start(notifier, NULL, NULL, 0) != 0;
 	ap_lock(&np.lock);
 	np.nthreads -= failed;
 	np.nstarting -= failed;
@@ -283,7 +247,7 @@ void ap_notify(struct ap_notify_node *n)
 		break;
 	case SIGEV_THREAD:
 		if (n->sev.sigev_notify_attributes &&
-		    start_thread(one_shot, n, n->sev.sigev_notify_attributes) == 0)
+		    ap_thread_start(one_shot, n, n->sev.sigev_notify_attributes, 0) == 0)
 			return;
 		post(n);  /* also when the caller's attributes failed */
 		return;
@@ -308,6 +272,6 @@ void ap_notify_atfork_child(void)
 	np.head = np.tail = NULL;
 	np.nqueued = np.nthreads = np.nidle = np.nstarting = 0;
 	ap_notify_failed = 0;   /* counters start again in the child */
-	init_cv();
+	ap_cond_init(&np.cv);
 	ap_unlock(&np.lock);
 }

@@ -222,19 +222,8 @@ static void *worker(void *arg);
 /* Starts a worker already counted in engine.nthreads: 0 or an errno. */
 static int start_worker(void)
 {
-	pthread_attr_t attr;
-	pthread_t t;
-	sigset_t all, old;
-	int err;
+	int err = ap_thread_start(worker, NULL, NULL, WORKER_STACK);
 
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, WORKER_STACK);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old); /* inherited by the worker */
-	err = pthread_create(&t, &attr, worker, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
 	if (err) {
 		ap_lock(&engine.lock);
 		engine.nthreads--;
@@ -367,8 +356,7 @@ static bool idle_wait(void)
 		return true;
 	if (ms < 0)
 		return false;
-	ap_deadline(&deadline, &(struct timespec){ ms / 1000,
-	                                           (ms % 1000) * 1000000L });
+	ap_deadline_ms(&deadline, ms);
 	engine.nactive--;
 	engine.nidle++;
 	rc = pthread_cond_timedwait(&engine.work, &engine.lock, &deadline);
@@ -1363,13 +1351,8 @@ static void init_lock(void)
 
 static void init_cond(void)
 {
-	pthread_condattr_t ca;
-
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&engine.work, &ca);
-	pthread_cond_init(&engine.drained, &ca);
-	pthread_condattr_destroy(&ca);
+	ap_cond_init(&engine.work);
+	ap_cond_init(&engine.drained);
 }
 
 /* The child has none of the parent's workers: it starts with an empty

@@ -176,6 +176,11 @@ void ap_deadline(struct timespec *d, const struct timespec *rel)
 	}
 }
 
+void ap_deadline_ms(struct timespec *d, int ms)
+{
+	ap_deadline(d, &(struct timespec){ ms / 1000, (ms % 1000) * 1000000L });
+}
+
 bool ap_timespec_valid(const struct timespec *ts)
 {
 	return ts->tv_sec >= 0 && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000L;
