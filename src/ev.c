@@ -45,6 +45,7 @@
 #error "libaiopool-ev needs libev built with EV_MULTIPLICITY"
 #endif
 
+/* A name of libaiopool-ev's ABI (the adapter is built hidden by default). */
 #define EXPORT __attribute__((visibility("default")))
 
 #define CTX_DEPTH 4096       /* the io_context_t's requests in flight */

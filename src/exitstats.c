@@ -164,7 +164,7 @@ __attribute__((destructor(101))) static void exitstats_fini(void)
 }
 
 /* _exit@GLIBC_2.2.5 and _Exit@GLIBC_2.2.5 (src/libaiopool.map). */
-__attribute__((visibility("default"), noreturn)) void _exit(int status)
+AP_EXPORT __attribute__((noreturn)) void _exit(int status)
 {
 	void (*next)(int) = cfg.next_exit;
 
@@ -175,4 +175,4 @@ __attribute__((visibility("default"), noreturn)) void _exit(int status)
 		syscall(SYS_exit_group, status);
 }
 
-extern __typeof(_exit) _Exit __attribute__((alias("_exit"), visibility("default")));
+extern __typeof(_exit) _Exit __attribute__((alias("_exit"), AP_EXPORT_ATTR));

@@ -90,7 +90,7 @@ static void replaced(int fd, uint64_t gen)
 	errno = saved;
 }
 
-__attribute__((visibility("default"))) int close(int fd)
+AP_EXPORT int close(int fd)
 {
 	int (*fn)(int) = ap_load(&next_close);
 	uint64_t gen;
@@ -119,7 +119,7 @@ int ap_close(int fd)
 #endif
 }
 
-__attribute__((visibility("default"))) int dup2(int oldfd, int newfd)
+AP_EXPORT int dup2(int oldfd, int newfd)
 {
 	uint64_t gen = ap_fd_gen(newfd);
 	int rc = (int)syscall(SYS_dup2, oldfd, newfd);
@@ -132,7 +132,7 @@ __attribute__((visibility("default"))) int dup2(int oldfd, int newfd)
 	return rc;
 }
 
-__attribute__((visibility("default"))) int dup3(int oldfd, int newfd, int flags)
+AP_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
 	uint64_t gen = ap_fd_gen(newfd);
 	int rc = (int)syscall(SYS_dup3, oldfd, newfd, flags);
@@ -161,7 +161,7 @@ static int fcntl_via(fcntl_fn *fn, int fd, int cmd, void *arg)
 	return rc;
 }
 
-__attribute__((visibility("default"))) int fcntl(int fd, int cmd, ...)
+AP_EXPORT int fcntl(int fd, int cmd, ...)
 {
 	va_list ap;
 	void *arg;
@@ -172,7 +172,7 @@ __attribute__((visibility("default"))) int fcntl(int fd, int cmd, ...)
 	return fcntl_via(ap_load(&next_fcntl), fd, cmd, arg);
 }
 
-__attribute__((visibility("default"))) int fcntl64(int fd, int cmd, ...)
+AP_EXPORT int fcntl64(int fd, int cmd, ...)
 {
 	va_list ap;
 	void *arg;

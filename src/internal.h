@@ -69,6 +69,16 @@
 #include <time.h>
 
 #define AP_HIDDEN __attribute__((visibility("hidden")))
+/* A name of aiopool's ABI: the only names the library exports. */
+#define AP_EXPORT_ATTR visibility("default")
+#define AP_EXPORT __attribute__((AP_EXPORT_ATTR))
+/* Exports impl under a name bound to a version node of
+ * src/libaiopool.map: symver is "name@@VER" for the default a program
+ * links against now, "name@VER" for an older one that binaries linked
+ * before still ask for.  copy names the exported alias inside the library. */
+#define AP_SYMVER(copy, impl, symver) \
+	extern __typeof(impl) copy __attribute__((alias(#impl), AP_EXPORT_ATTR)); \
+	__asm__(".symver " #copy ", " symver)
 
 /* Operations the engine executes. */
 enum ap_op {

@@ -1862,13 +1862,9 @@ static int x_cancel_0_1(io_context_t ctx, struct iocb *iocb)
  * default a program links against, name@VER an older variant that binaries
  * linked against libaio before 0.4 still ask for. */
 #define EXPORT_AS(name, impl, ver) \
-	extern __typeof(impl) ap_export_##name \
-		__attribute__((alias(#impl), visibility("default"))); \
-	__asm__(".symver ap_export_" #name ", " #name "@@" ver)
+	AP_SYMVER(ap_export_##name, impl, #name "@@" ver)
 #define EXPORT_OLD(name, impl, ver) \
-	extern __typeof(impl) ap_compat_##name \
-		__attribute__((alias(#impl), visibility("default"))); \
-	__asm__(".symver ap_compat_" #name ", " #name "@" ver)
+	AP_SYMVER(ap_compat_##name, impl, #name "@" ver)
 
 EXPORT_AS(io_queue_init, x_queue_init, "LIBAIO_0.1");
 EXPORT_AS(io_queue_release, x_queue_release, "LIBAIO_0.1");

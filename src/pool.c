@@ -58,8 +58,6 @@
 #include "aiopool.h"
 #include "queue.h"
 
-#define AP_EXPORT __attribute__((visibility("default")))
-
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define WORKER_STACK (1024 * 1024)
 #else

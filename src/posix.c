@@ -562,12 +562,8 @@ static int p_lio_listio64(int mode, struct aiocb64 *const list[], int nent,
 
 /* Binds impl to name@@GLIBC_2.34 (the default) and name@GLIBC_2.2.5. */
 #define EXPORT(name, impl) \
-	extern __typeof(impl) ap_export_##name \
-		__attribute__((alias(#impl), visibility("default"))); \
-	__asm__(".symver ap_export_" #name ", " #name "@@GLIBC_2.34"); \
-	extern __typeof(impl) ap_compat_##name \
-		__attribute__((alias(#impl), visibility("default"))); \
-	__asm__(".symver ap_compat_" #name ", " #name "@GLIBC_2.2.5")
+	AP_SYMVER(ap_export_##name, impl, #name "@@GLIBC_2.34"); \
+	AP_SYMVER(ap_compat_##name, impl, #name "@GLIBC_2.2.5")
 
 EXPORT(aio_read, p_read);
 EXPORT(aio_read64, p_read64);
@@ -587,9 +583,5 @@ EXPORT(lio_listio, p_lio_listio);
 EXPORT(lio_listio64, p_lio_listio64);
 EXPORT(aio_init, p_init);
 
-extern __typeof(p_lio_listio) ap_compat24_lio_listio
-	__attribute__((alias("p_lio_listio"), visibility("default")));
-__asm__(".symver ap_compat24_lio_listio, lio_listio@GLIBC_2.4");
-extern __typeof(p_lio_listio64) ap_compat24_lio_listio64
-	__attribute__((alias("p_lio_listio64"), visibility("default")));
-__asm__(".symver ap_compat24_lio_listio64, lio_listio64@GLIBC_2.4");
+AP_SYMVER(ap_compat24_lio_listio, p_lio_listio, "lio_listio@GLIBC_2.4");
+AP_SYMVER(ap_compat24_lio_listio64, p_lio_listio64, "lio_listio64@GLIBC_2.4");

@@ -126,7 +126,7 @@ static __attribute__((noinline)) long aio_syscall(long n, const long a[6])
  * from the caller's stack, where a caller that passed fewer has none:
  * reading that word is what glibc does too, and AddressSanitizer must not
  * take it for an overflow. */
-__attribute__((visibility("default"), no_sanitize("address")))
+AP_EXPORT __attribute__((no_sanitize("address")))
 long syscall(long n, ...)
 {
 	va_list ap;
