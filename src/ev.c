@@ -193,7 +193,10 @@ static void inflight_del(struct aiopool_ev *aev, struct req *r)
 	aev->ninflight--;
 }
 
-static struct req *req_get(struct aiopool_ev *aev)
+/* A cleared request of aev, of kind `kind', for callback cb with data:
+ * NULL when memory is short. */
+static struct req *req_get(struct aiopool_ev *aev, enum kind kind,
+		aiopool_ev_cb *cb, void *data)
 {
 	struct req *r = aev->free_list;
 
@@ -205,6 +208,9 @@ static struct req *req_get(struct aiopool_ev *aev)
 	}
 	memset(r, 0, offsetof(struct req, own));
 	r->aev = aev;
+	r->kind = (unsigned char)kind;
+	r->cb = cb;
+	r->data = data;
 	return r;
 }
 
@@ -392,11 +398,8 @@ static int rw(struct aiopool_ev *aev, int op, int fd, void *buf, size_t len,
 
 	if (!aev || !cb || aev->freeing)
 		return -EINVAL;
-	if (!(r = req_get(aev)))
+	if (!(r = req_get(aev, K_IOCB, cb, data)))
 		return -ENOMEM;
-	r->kind = K_IOCB;
-	r->cb = cb;
-	r->data = data;
 	r->iocb = &r->own;
 	if (op == IO_CMD_PREAD) {
 		io_prep_pread(&r->own, fd, buf, len, offset);
@@ -428,11 +431,8 @@ EXPORT int aiopool_ev_submit(struct aiopool_ev *aev, struct iocb *iocb,
 
 	if (!aev || !iocb || !cb || aev->freeing)
 		return -EINVAL;
-	if (!(r = req_get(aev)))
+	if (!(r = req_get(aev, K_IOCB, cb, data)))
 		return -ENOMEM;
-	r->kind = K_IOCB;
-	r->cb = cb;
-	r->data = data;
 	r->iocb = iocb;
 	accept_req(aev, r);
 	return 0;
@@ -452,12 +452,9 @@ EXPORT int aiopool_ev_submit_aiocb(struct aiopool_ev *aev, struct aiocb *aiocb,
 	 * so this sees aiocbs in flight in either. */
 	if (__atomic_load_n(&aiocb->__error_code, __ATOMIC_ACQUIRE) == EINPROGRESS)
 		return -EBUSY;
-	if (!(r = req_get(aev)))
+	if (!(r = req_get(aev, K_AIOCB, cb, data)))
 		return -ENOMEM;
-	r->kind = K_AIOCB;
 	r->op = op;
-	r->cb = cb;
-	r->data = data;
 	r->aiocb = aiocb;
 	accept_req(aev, r);
 	return 0;
