@@ -82,8 +82,9 @@ static struct {
 	int nactive;              /* runnable: not idle, not blocked in I/O */
 	int nidle;                /* waiting on `work` */
 	int nwaking;              /* signalled and not yet awake */
-	long inflight;            /* accepted, not yet finished */
-	long inflight_files;      /* of those, on files and block devices */
+	long inflight_files;      /* accepted, not yet finished, on files and
+	                             block devices (in flight: q.nqueued +
+	                             q.nrunning) */
 	int nspinning;            /* workers spinning for work (atomic) */
 	int nfeeding;             /* workers running a request they will
 	                             come back from at once, to take the
@@ -250,18 +251,23 @@ static int runnable(void)
 	return knob(runnable);
 }
 
-/* A request enters or leaves the engine's count of what is in flight. */
+/* Requests accepted and not yet finished. */
+static unsigned long inflight_locked(void)
+{
+	return engine.q.nqueued + engine.q.nrunning;
+}
+
+/* A request enters or leaves the engine's count of what is in flight on
+ * files, which exit() drains. */
 static void admit_locked(struct ap_req *r, const struct ap_fdq *q)
 {
 	r->on_file = q->kind.parallel && !engine.draining; /* exit waits for
 	                        what was in flight, not for what keeps coming */
-	engine.inflight++;
 	engine.inflight_files += r->on_file;
 }
 
 static void retire_locked(struct ap_req *r)
 {
-	engine.inflight--;
 	if (r->on_file && --engine.inflight_files == 0 && engine.draining)
 		pthread_cond_broadcast(&engine.drained);
 }
@@ -1021,7 +1027,7 @@ int ap_submit(struct ap_req *r, int prio, struct ap_call *call)
 		return err;
 	fl = id.flags;
 queue:
-	if (engine.inflight >= knob(max_queued)) {
+	if (inflight_locked() >= (unsigned long)knob(max_queued)) {
 		engine_unlock();
 		return EAGAIN;
 	}
@@ -1368,7 +1374,7 @@ static void fork_child(void)
 	engine.nthreads = engine.nactive = engine.nidle = engine.nwaking = 0;
 	engine.npeer = engine.nspinning = engine.nfeeding = 0;
 	engine.backlog = 0;
-	engine.inflight = engine.inflight_files = 0;
+	engine.inflight_files = 0;
 	memset(&count, 0, sizeof count);
 	init_cond();
 	ap_unlock(&engine.lock);
