@@ -224,16 +224,17 @@ struct ap_req {
 
 /* ---- pool.c: the engine ------------------------------------------------ */
 
-/* Knob values, read without the lock (atomics where they change). */
+/* Knob values, read without the lock (atomics where they change).  Their
+ * names, ranges and variables are in one table, pool.c's knob_defs. */
 struct ap_knobs {
-	int max_threads;
-	int idle_ms;
+	long max_threads;
+	long idle_ms;
 	long max_queued;
-	int fd_concurrency;
-	int cache;
-	int fastpath;
-	int runnable;
-	int syscall_setup;   /* sysaio.c: syscall(SYS_io_setup) is aiopool's */
+	long fd_concurrency;
+	long cache;
+	long fastpath;
+	long runnable;
+	long syscall_setup;   /* sysaio.c: syscall(SYS_io_setup) is aiopool's */
 };
 
 AP_HIDDEN extern struct ap_knobs ap_knobs;

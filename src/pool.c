@@ -1201,33 +1201,43 @@ void ap_fd_replaced(int fd, uint64_t gen)
 
 /* ---- knobs and stats --------------------------------------------------- */
 
+/* Every knob of aiopool_set and aiopool_get, indexed by its AIOPOOL_*
+ * number: its environment variable (read once, at start-up), its range
+ * and its variable. */
+static const struct knob_def {
+	const char *env;
+	long min, max;
+	long *val;
+} knob_defs[] = {
+	[AIOPOOL_MAX_THREADS] = { "AIOPOOL_THREADS", 1, 1024, &ap_knobs.max_threads },
+	[AIOPOOL_IDLE_MS] = { "AIOPOOL_IDLE_MS", -1, INT_MAX, &ap_knobs.idle_ms },
+	[AIOPOOL_MAX_QUEUED] = { "AIOPOOL_MAX_QUEUED", 1, 1L << 30, &ap_knobs.max_queued },
+	[AIOPOOL_FD_CONCURRENCY] = { "AIOPOOL_FD_CONCURRENCY", 1, 1024,
+	                             &ap_knobs.fd_concurrency },
+	[AIOPOOL_CACHE] = { "AIOPOOL_CACHE", 0, 1L << 20, &ap_knobs.cache },
+	[AIOPOOL_FASTPATH] = { "AIOPOOL_FASTPATH", 0, 1, &ap_knobs.fastpath },
+	[AIOPOOL_RUNNABLE] = { "AIOPOOL_RUNNABLE", 1, 1024, &ap_knobs.runnable },
+	[AIOPOOL_SYSCALL_SETUP] = { "AIOPOOL_SYSCALL_SETUP", 0, 1,
+	                            &ap_knobs.syscall_setup },
+};
+#define NKNOBS (int)(sizeof knob_defs / sizeof knob_defs[0])
+
+/* The knob numbered k, or NULL if there is none. */
+static const struct knob_def *knob_def(int k)
+{
+	return k >= 0 && k < NKNOBS && knob_defs[k].val ? &knob_defs[k] : NULL;
+}
+
 static bool knob_ok(int k, long v)
 {
-	switch (k) {
-	case AIOPOOL_MAX_THREADS:    return v >= 1 && v <= 1024;
-	case AIOPOOL_IDLE_MS:        return v >= -1 && v <= INT_MAX;
-	case AIOPOOL_MAX_QUEUED:     return v >= 1 && v <= (1L << 30);
-	case AIOPOOL_FD_CONCURRENCY: return v >= 1 && v <= 1024;
-	case AIOPOOL_CACHE:          return v >= 0 && v <= (1L << 20);
-	case AIOPOOL_FASTPATH:       return v == 0 || v == 1;
-	case AIOPOOL_RUNNABLE:       return v >= 1 && v <= 1024;
-	case AIOPOOL_SYSCALL_SETUP:  return v == 0 || v == 1;
-	}
-	return false;
+	const struct knob_def *d = knob_def(k);
+
+	return d && v >= d->min && v <= d->max;
 }
 
 static void knob_store(int k, long v)
 {
-	switch (k) {
-	case AIOPOOL_MAX_THREADS:    ap_store(&ap_knobs.max_threads, (int)v); break;
-	case AIOPOOL_IDLE_MS:        ap_store(&ap_knobs.idle_ms, (int)v); break;
-	case AIOPOOL_MAX_QUEUED:     ap_store(&ap_knobs.max_queued, v); break;
-	case AIOPOOL_FD_CONCURRENCY: ap_store(&ap_knobs.fd_concurrency, (int)v); break;
-	case AIOPOOL_CACHE:          ap_store(&ap_knobs.cache, (int)v); break;
-	case AIOPOOL_FASTPATH:       ap_store(&ap_knobs.fastpath, (int)v); break;
-	case AIOPOOL_RUNNABLE:       ap_store(&ap_knobs.runnable, (int)v); break;
-	case AIOPOOL_SYSCALL_SETUP:  ap_store(&ap_knobs.syscall_setup, (int)v); break;
-	}
+	ap_store(knob_defs[k].val, v);
 }
 
 AP_EXPORT int aiopool_set(int k, long v)
@@ -1258,18 +1268,13 @@ AP_EXPORT int aiopool_set(int k, long v)
 
 AP_EXPORT long aiopool_get(int k)
 {
-	switch (k) {
-	case AIOPOOL_MAX_THREADS:    return knob(max_threads);
-	case AIOPOOL_IDLE_MS:        return knob(idle_ms);
-	case AIOPOOL_MAX_QUEUED:     return knob(max_queued);
-	case AIOPOOL_FD_CONCURRENCY: return knob(fd_concurrency);
-	case AIOPOOL_CACHE:          return knob(cache);
-	case AIOPOOL_FASTPATH:       return knob(fastpath);
-	case AIOPOOL_RUNNABLE:       return knob(runnable);
-	case AIOPOOL_SYSCALL_SETUP:  return knob(syscall_setup);
+	const struct knob_def *d = knob_def(k);
+
+	if (!d) {
+		errno = EINVAL;
+		return -1;
 	}
-	errno = EINVAL;
-	return -1;
+	return ap_load_relaxed(d->val);
 }
 
 AP_EXPORT int aiopool_stats(struct aiopool_stats *st, unsigned long size)
@@ -1385,11 +1390,13 @@ static void fork_child(void)
 			fork_hooks[i].child();
 }
 
-/* secure_getenv: a set-user-ID or otherwise privileged program is not
- * tuned by its caller's environment (see aiopool(7)). */
-static void env_knob(const char *name, int k)
+/* Sets knob k from its environment variable, if that holds a number in
+ * its range (else the variable is ignored, as aiopool(7) says).
+ * secure_getenv: a set-user-ID or otherwise privileged program is not
+ * tuned by its caller's environment. */
+static void env_knob(int k)
 {
-	const char *s = secure_getenv(name);
+	const char *s = secure_getenv(knob_defs[k].env);
 	char *end;
 	long v;
 
@@ -1398,7 +1405,7 @@ static void env_knob(const char *name, int k)
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno || *end || !knob_ok(k, v))
-		return;   /* ignored, as documented in aiopool(7) */
+		return;
 	knob_store(k, v);
 }
 
@@ -1411,14 +1418,9 @@ __attribute__((constructor)) static void ap_init(void)
 	init_lock();
 	init_cond();
 	knob_store(AIOPOOL_RUNNABLE, ap_ncpus);
-	env_knob("AIOPOOL_THREADS", AIOPOOL_MAX_THREADS);
-	env_knob("AIOPOOL_IDLE_MS", AIOPOOL_IDLE_MS);
-	env_knob("AIOPOOL_MAX_QUEUED", AIOPOOL_MAX_QUEUED);
-	env_knob("AIOPOOL_FD_CONCURRENCY", AIOPOOL_FD_CONCURRENCY);
-	env_knob("AIOPOOL_CACHE", AIOPOOL_CACHE);
-	env_knob("AIOPOOL_FASTPATH", AIOPOOL_FASTPATH);
-	env_knob("AIOPOOL_RUNNABLE", AIOPOOL_RUNNABLE);
-	env_knob("AIOPOOL_SYSCALL_SETUP", AIOPOOL_SYSCALL_SETUP);
+	for (int k = 0; k < NKNOBS; k++)
+		if (knob_def(k))
+			env_knob(k);
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
