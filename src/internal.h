@@ -25,10 +25,10 @@
  *   ctx->ring_lock    libaio.c  a context's ring
  *   pin_lock          pool.c    making an fd queue, pinning its file
  *   engine.lock       pool.c    the engine; guards queue.c's state too
- *   cache.lock        pool.c    the request cache
+ *   cache.lock        reqcache.c the request cache
  *   np.lock           notify.c  the notifier queue and counts
- * posix.c, queue.c, exec.c, wait.c, fdclose.c, sysaio.c, exitstats.c and
- * ev.c have no lock of their own.
+ * posix.c, queue.c, exec.c, wait.c, thread.c, fdclose.c, sysaio.c,
+ * exitstats.c and ev.c have no lock of their own.
  *
  * The order, outside fork(): a lock may be taken while holding only locks
  * above it here, never the other way round:
@@ -69,6 +69,11 @@
 #include <time.h>
 
 #define AP_HIDDEN __attribute__((visibility("hidden")))
+/* The structure of type `type' whose member `member' ptr points to: how a
+ * front end finds its request from the engine's struct ap_req. */
+#define ap_container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
 /* A name of aiopool's ABI: the only names the library exports. */
 #define AP_EXPORT_ATTR visibility("default")
 #define AP_EXPORT __attribute__((AP_EXPORT_ATTR))
@@ -88,7 +93,6 @@ enum ap_op {
 	AP_OP_WRITEV,  /* pwritev2 */
 	AP_OP_FSYNC,   /* fsync: a barrier on its fd */
 	AP_OP_FDSYNC,  /* fdatasync: a barrier on its fd */
-	AP_OP_POLL,    /* one-shot poll(fd, poll_events): serial, never a worker */
 };
 
 /* Request states, owned by the engine (under engine.lock). */
@@ -97,7 +101,6 @@ enum ap_state {
 	AP_ST_BLOCKED,  /* queued behind an ordering rule */
 	AP_ST_READY,    /* may start; waits for a worker */
 	AP_ST_RUNNING,  /* a worker executes it */
-	AP_ST_POLLING,  /* a POLL waiting in the poller */
 	AP_ST_DONE,     /* result published (ops->finish ran) */
 };
 
@@ -153,10 +156,13 @@ struct ap_notify_node {
 	void *arg;
 };
 
-struct ap_lio;  /* posix.c: one lio_listio call */
-struct ap_ctx;  /* libaio.c: one io_context_t */
-
+/* A request, as the engine knows it.  A front end's request is a
+ * structure of its own whose first member is this one (posix.c's px_req,
+ * libaio.c's la_req): it allocates that with ap_req_alloc(sizeof) and
+ * finds its part again from the struct ap_req * its ops get.  Nothing
+ * here belongs to a front end. */
 struct ap_req {
+	size_t size;                  /* of the whole block (reqcache.c) */
 	/* Engine links, under engine.lock. */
 	struct ap_req *next, *prev;   /* in its fdq's blocked/ready/running list */
 	struct ap_fdq *q;
@@ -188,7 +194,6 @@ struct ap_req {
 	unsigned char op;             /* enum ap_op */
 	int fd;
 	int rw_flags;                 /* RWF_* for preadv2/pwritev2 */
-	short poll_events;
 	void *buf;                    /* buffer, or struct iovec * for *V */
 	size_t nbytes;                /* bytes, or iovec count for *V */
 	off_t offset;
@@ -198,27 +203,6 @@ struct ap_req {
 	ssize_t res;                  /* bytes or poll mask, -1 on error */
 	int err;                      /* 0 or an errno value */
 
-	/* Front-end state. */
-	union {
-		struct {
-			void *cb;                 /* struct aiocb * */
-			struct ap_notify_node note; /* aio_sigevent, copied */
-			struct ap_lio *lio;       /* its lio_listio call, or NULL */
-		} posix;
-		struct {
-			struct ap_ctx *ctx;
-			void *iocb;               /* struct iocb * as submitted */
-			void *data;               /* iocb->data */
-			int resfd;                /* our duplicate of the
-			                             eventfd, or -1 */
-			bool poll_own;            /* POLL: fd is our duplicate */
-			/* What resfd and a waiting POLL's fd named when
-			 * taken (fstat), checked before each use: the
-			 * program may close them and reuse the numbers. */
-			dev_t resfd_dev, poll_dev;
-			ino_t resfd_ino, poll_ino;
-		} aio;
-	} u;
 	struct ap_req *notify_next;       /* notify.c's queue */
 };
 
@@ -239,10 +223,19 @@ struct ap_knobs {
 
 AP_HIDDEN extern struct ap_knobs ap_knobs;
 
-/* Allocates a zeroed request, from the cache when it can; NULL if out of
+/* ---- reqcache.c: the request cache ------------------------------------ */
+
+/* Allocates a zeroed front-end request of size bytes, whose first member
+ * is its struct ap_req, from the cache when it can; NULL if out of
  * memory. */
-AP_HIDDEN struct ap_req *ap_req_alloc(void);
+AP_HIDDEN struct ap_req *ap_req_alloc(size_t size);
+/* Frees r (keeps it in the cache while AIOPOOL_CACHE allows). */
 AP_HIDDEN void ap_req_free(struct ap_req *r);
+/* Frees cached blocks beyond AIOPOOL_CACHE (after aiopool_set). */
+AP_HIDDEN void ap_req_cache_trim(void);
+/* The cache's leaf lock, for the fork handlers alone (pool.c). */
+AP_HIDDEN void ap_req_cache_lock(void);
+AP_HIDDEN void ap_req_cache_unlock(void);
 
 /* One front-end call that submits several requests (lio_listio,
  * io_submit): what it may still run inline, on the calling thread, and

@@ -9,6 +9,9 @@
  *   poller   the POLL poller: a thread that poll()s every waiting POLL
  *            request, so that they never occupy a worker; its list and its
  *            wake-up pipe.  poller.lock.
+ *   each struct la_req: a request (the engine's struct ap_req first, then
+ *            its context, iocb, RESFD duplicate and, for a POLL, what it
+ *            polls and its links on the poller's list, under poller.lock).
  *   each struct ap_ctx: its ring (ring_lock), its io_pgetevents waiters
  *            and their spare wake-up pipe (lock), and atomics: refs,
  *            reserved, pushed.
@@ -522,10 +525,39 @@ static long ring_reap(struct ap_ctx *ctx, struct io_event *ev, long nr)
 
 /* ---- the engine's view of a libaio request -------------------------------- */
 
+/* A libaio request: the engine's, and what the front end keeps of its
+ * iocb.  A POLL is never handed to the engine: the poller below waits for
+ * it, on its own list, and completes it with ap_complete_unqueued. */
+struct la_req {
+	struct ap_req r;
+	struct ap_ctx *ctx;
+	struct iocb *iocb;            /* as submitted */
+	void *data;                   /* iocb->data */
+	struct iovec *iov;            /* our copy of a vector, or NULL */
+	int resfd;                    /* our duplicate of the eventfd, or -1 */
+	/* What resfd and a waiting POLL's fd named when taken (fstat),
+	 * checked before each use: the program may close them and reuse the
+	 * numbers. */
+	dev_t resfd_dev, poll_dev;
+	ino_t resfd_ino, poll_ino;
+	bool poll;                    /* a POLL */
+	bool poll_own;                /* POLL: r.fd is our duplicate */
+	short poll_events;
+	/* Under poller.lock, while the POLL waits in the poller. */
+	struct la_req *pnext, *pprev;
+	uint64_t round;               /* the poll() round it was last in */
+	size_t slot;                  /* its pollfd in that round */
+};
+
+static struct la_req *la(const struct ap_req *r)
+{
+	return ap_container_of(r, struct la_req, r);
+}
+
 static void aio_finish(struct ap_req *r);
 static void aio_notify(struct ap_req *r);
 static void aio_orphan(struct ap_req *r);
-static void poll_drop_fd(struct ap_req *r);
+static void poll_drop_fd(struct la_req *l);
 
 static const struct ap_ops aio_ops = {
 	.finish = aio_finish,
@@ -541,7 +573,7 @@ static const struct ap_ops aio_ops = {
  * its -ECANCELED event like any other result. */
 static void aio_finish(struct ap_req *r)
 {
-	struct ap_ctx *ctx = r->u.aio.ctx;
+	struct ap_ctx *ctx = la(r)->ctx;
 	struct io_event *ev;
 	uint64_t p;
 
@@ -552,8 +584,8 @@ static void aio_finish(struct ap_req *r)
 	ap_lock(&ctx->ring_lock);
 	p = ctx->pushed;
 	ev = &ctx->ring->io_events[p % ctx->nr];
-	ev->data = r->u.aio.data;
-	ev->obj = r->u.aio.iocb;
+	ev->data = la(r)->data;
+	ev->obj = la(r)->iocb;
 	ev->res = r->err ? (unsigned long)-(long)r->err : (unsigned long)r->res;
 	ev->res2 = 0;
 	ap_store(&ctx->pushed, p + 1);   /* the event, then the counts */
@@ -564,22 +596,21 @@ static void aio_finish(struct ap_req *r)
 /* Without the engine lock: the event is in the ring (or cancelled). */
 static void aio_notify(struct ap_req *r)
 {
-	struct ap_ctx *ctx = r->u.aio.ctx;
+	struct ap_ctx *ctx = la(r)->ctx;
 
-	if (r->u.aio.resfd >= 0 &&   /* our duplicate (dup_eventfd), still? */
-	    fdid_same(r->u.aio.resfd, r->u.aio.resfd_dev, r->u.aio.resfd_ino)) {
+	if (la(r)->resfd >= 0 &&   /* our duplicate (dup_eventfd), still? */
+	    fdid_same(la(r)->resfd, la(r)->resfd_dev, la(r)->resfd_ino)) {
 		uint64_t one = 1;
 
 		if (!r->quiet) {
-			ssize_t n = write(r->u.aio.resfd, &one, sizeof one);
+			ssize_t n = write(la(r)->resfd, &one, sizeof one);
 			(void)n;   /* as the kernel: an overflow is not an error */
 		}
-		ap_close(r->u.aio.resfd);
+		ap_close(la(r)->resfd);
 	}
-	poll_drop_fd(r);
+	poll_drop_fd(la(r));
 	ctx_wake(ctx);
-	if (ap_op_vector(r->op))
-		free(r->buf);   /* our copy of the iovec array */
+	free(la(r)->iov);
 	ap_req_free(r);
 	ctx_put(ctx);       /* last: ctx may go away now */
 }
@@ -592,19 +623,19 @@ static void aio_orphan(struct ap_req *r)
 
 /* ---- the POLL poller ------------------------------------------------------ */
 
-/* A waiting POLL request is on poller.head's list (through r->next/prev,
- * which the engine does not use for a request it never queued).  For each
- * round of poll() the thread notes in the requests it polls the round
- * number (r->seq) and their slot (r->prio): after poll() returns it looks
- * only at requests still on the list and polled in this round, so a request
- * cancelled meanwhile is never touched.
+/* A waiting POLL request is on poller.head's list, through its own links
+ * (la_req.pnext, pprev).  For each round of poll() the thread notes in the
+ * requests it polls the round number (la_req.round) and their slot
+ * (la_req.slot): after poll() returns it looks only at requests still on
+ * the list and polled in this round, so a request cancelled meanwhile is
+ * never touched.
  *
  * A waiting POLL polls the file it was submitted on, as the kernel's holds
- * a reference to it: r->fd is a duplicate of the program's fd taken at
- * submission (r->u.aio.poll_own), so closing the program's fd and reusing
+ * a reference to it: r.fd is a duplicate of the program's fd taken at
+ * submission (la_req.poll_own), so closing the program's fd and reusing
  * its number changes nothing.  Without a descriptor free for the duplicate
  * it polls the program's number.  Either way, before each round and before
- * a result is taken, the poller checks that r->fd still names the file it
+ * a result is taken, the poller checks that r.fd still names the file it
  * did at submission; one that does not (the program closed it, or closed
  * our duplicate, perhaps reusing the number) ends with -ECANCELED, as
  * aiopool's close() ends the requests queued on an fd.
@@ -616,24 +647,39 @@ static void aio_orphan(struct ap_req *r)
 
 static struct {
 	pthread_mutex_t lock;
-	struct ap_req *head, *tail;
+	struct la_req *head, *tail;
 	size_t n;
 	uint64_t round;
 	struct wakepipe wake;  /* the list changed */
 	bool started;
 } poller = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = { -1, -1, { 0, 0 } } };
 
-static void poll_unlink(struct ap_req *r)
+/* Under poller.lock. */
+static void poll_link(struct la_req *l)
 {
-	if (r->prev)
-		r->prev->next = r->next;
+	l->round = 0;
+	l->pnext = NULL;
+	l->pprev = poller.tail;
+	if (poller.tail)
+		poller.tail->pnext = l;
 	else
-		poller.head = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
+		poller.head = l;
+	poller.tail = l;
+	poller.n++;
+}
+
+/* Under poller.lock. */
+static void poll_unlink(struct la_req *l)
+{
+	if (l->pprev)
+		l->pprev->pnext = l->pnext;
 	else
-		poller.tail = r->prev;
-	r->next = r->prev = NULL;
+		poller.head = l->pnext;
+	if (l->pnext)
+		l->pnext->pprev = l->pprev;
+	else
+		poller.tail = l->pprev;
+	l->pnext = l->pprev = NULL;
 	poller.n--;
 }
 
@@ -644,22 +690,22 @@ static void poller_kick_locked(void)
 }
 
 /* Does a POLL's fd still name the file it was submitted on? */
-static bool poll_fd_ok(const struct ap_req *r)
+static bool poll_fd_ok(const struct la_req *l)
 {
-	return fdid_same(r->fd, r->u.aio.poll_dev, r->u.aio.poll_ino);
+	return fdid_same(l->r.fd, l->poll_dev, l->poll_ino);
 }
 
-/* Under poller.lock: takes r off the list, onto *donep's chain, with its
+/* Under poller.lock: takes l off the list, onto *donep's chain, with its
  * result. */
-static void poll_done_locked(struct ap_req *r, ssize_t res, int err,
+static void poll_done_locked(struct la_req *l, ssize_t res, int err,
 		struct ap_req ***donep)
 {
-	poll_unlink(r);
-	r->res = res;
-	r->err = err;
-	r->notify_next = NULL;
-	**donep = r;
-	*donep = &r->notify_next;
+	poll_unlink(l);
+	l->r.res = res;
+	l->r.err = err;
+	l->r.notify_next = NULL;
+	**donep = &l->r;
+	*donep = &l->r.notify_next;
 }
 
 /* Under poller.lock: fills pfd (room for cap) for one round: the wake-up,
@@ -667,7 +713,7 @@ static void poll_done_locked(struct ap_req *r, ssize_t res, int err,
 static size_t poller_fill(struct pollfd *pfd, size_t cap, uint64_t round,
 		struct ap_req ***donep)
 {
-	struct ap_req *r, *next;
+	struct la_req *l, *next;
 	size_t n = 1;
 
 	if (!wake_ok(&poller.wake)) {   /* the program closed it */
@@ -675,15 +721,15 @@ static size_t poller_fill(struct pollfd *pfd, size_t cap, uint64_t round,
 		wake_open(&poller.wake);
 	}
 	pfd[0] = (struct pollfd){ poller.wake.rfd, POLLIN, 0 };
-	for (r = poller.head; r && n < cap; r = next) {
-		next = r->next;
-		if (!poll_fd_ok(r)) {
-			poll_done_locked(r, -1, ECANCELED, donep);
+	for (l = poller.head; l && n < cap; l = next) {
+		next = l->pnext;
+		if (!poll_fd_ok(l)) {
+			poll_done_locked(l, -1, ECANCELED, donep);
 			continue;
 		}
-		r->seq = round;
-		r->prio = (int)n;
-		pfd[n++] = (struct pollfd){ r->fd, r->poll_events, 0 };
+		l->round = round;
+		l->slot = n;
+		pfd[n++] = (struct pollfd){ l->r.fd, l->poll_events, 0 };
 	}
 	return n;
 }
@@ -693,16 +739,16 @@ static size_t poller_fill(struct pollfd *pfd, size_t cap, uint64_t round,
 static void poller_collect(const struct pollfd *pfd, uint64_t round,
 		struct ap_req ***donep)
 {
-	struct ap_req *r, *next;
+	struct la_req *l, *next;
 
-	for (r = poller.head; r; r = next) {
-		next = r->next;
-		if (r->seq != round || !pfd[r->prio].revents)
+	for (l = poller.head; l; l = next) {
+		next = l->pnext;
+		if (l->round != round || !pfd[l->slot].revents)
 			continue;
-		if (poll_fd_ok(r))
-			poll_done_locked(r, pfd[r->prio].revents, 0, donep);
+		if (poll_fd_ok(l))
+			poll_done_locked(l, pfd[l->slot].revents, 0, donep);
 		else
-			poll_done_locked(r, -1, ECANCELED, donep);
+			poll_done_locked(l, -1, ECANCELED, donep);
 	}
 }
 
@@ -778,76 +824,67 @@ static int poller_start_locked(void)
 	return 0;
 }
 
-/* r polls a duplicate of the program's fd, the file itself (see above); or,
- * without a descriptor free for one, the program's number.  Notes what it
- * names, for poll_fd_ok.  false if fd is not open. */
-static bool poll_take_fd(struct ap_req *r)
+/* l polls a duplicate of the program's fd, the file itself (see above);
+ * or, without a descriptor free for one, the program's number.  Notes what
+ * it names, for poll_fd_ok.  false if fd is not open. */
+static bool poll_take_fd(struct la_req *l)
 {
 	struct fdid id;
-	int d = ap_fd_dup(r->fd);
+	int d = ap_fd_dup(l->r.fd);
 
-	r->u.aio.poll_own = d >= 0;
+	l->poll_own = d >= 0;
 	if (d >= 0)
-		r->fd = d;
-	if (!fdid_take(r->fd, &id)) {
+		l->r.fd = d;
+	if (!fdid_take(l->r.fd, &id)) {
 		if (d >= 0)
 			ap_close(d);
 		return false;
 	}
-	r->u.aio.poll_dev = id.dev;
-	r->u.aio.poll_ino = id.ino;
+	l->poll_dev = id.dev;
+	l->poll_ino = id.ino;
 	return true;
 }
 
 /* Closes a POLL's duplicate, if it still is ours. */
-static void poll_drop_fd(struct ap_req *r)
+static void poll_drop_fd(struct la_req *l)
 {
-	if (r->op == AP_OP_POLL && r->u.aio.poll_own) {
-		if (poll_fd_ok(r))
-			ap_close(r->fd);
-		r->u.aio.poll_own = false;
+	if (l->poll && l->poll_own) {
+		if (poll_fd_ok(l))
+			ap_close(l->r.fd);
+		l->poll_own = false;
 	}
 }
 
 /* Queues a POLL request: completes it at once if its fd is ready, else
- * hands it to the poller.  0 or an errno value (r is then still ours). */
-static int poll_submit(struct ap_req *r)
+ * hands it to the poller.  0 or an errno value (l is then still ours). */
+static int poll_submit(struct la_req *l)
 {
-	struct pollfd p = { r->fd, r->poll_events, 0 };
+	struct pollfd p = { l->r.fd, l->poll_events, 0 };
 	int err;
 
 	if (poll(&p, 1, 0) > 0) {
-		r->res = p.revents;
-		r->err = 0;
-		ap_complete_unqueued(r);
+		l->r.res = p.revents;
+		l->r.err = 0;
+		ap_complete_unqueued(&l->r);
 		return 0;
 	}
-	if (!poll_take_fd(r))
+	if (!poll_take_fd(l))
 		return EBADF;   /* closed since submit_one looked */
 	ap_lock(&poller.lock);
-	if (ctx_dead(r->u.aio.ctx)) {
+	if (ctx_dead(l->ctx)) {
 		/* io_destroy has already swept the poller. */
 		err = EINVAL;
 		goto fail;
 	}
 	if ((err = poller_start_locked()) != 0)
 		goto fail;
-	r->state = AP_ST_POLLING;
-	r->seq = 0;
-	r->next = NULL;
-	r->prev = poller.tail;
-	if (poller.tail)
-		poller.tail->next = r;
-	else
-		poller.head = r;
-	poller.tail = r;
-	poller.n++;
+	poll_link(l);
 	poller_kick_locked();
 	ap_unlock(&poller.lock);
 	return 0;
 fail:
 	ap_unlock(&poller.lock);
-	poll_drop_fd(r);
+	poll_drop_fd(l);
 	return err;
 }
 
@@ -855,19 +892,20 @@ fail:
  * them) and completes them as cancelled.  How many it took. */
 static int poll_cancel(struct ap_ctx *ctx, struct iocb *iocb, void **data)
 {
-	struct ap_req *r, *next, *done = NULL;
+	struct la_req *l, *next;
+	struct ap_req *r, *rnext, *done = NULL;
 	int n = 0;
 
 	ap_lock(&poller.lock);
-	for (r = poller.head; r; r = next) {
-		next = r->next;
-		if (r->u.aio.ctx != ctx || (iocb && r->u.aio.iocb != iocb))
+	for (l = poller.head; l; l = next) {
+		next = l->pnext;
+		if (l->ctx != ctx || (iocb && l->iocb != iocb))
 			continue;
-		poll_unlink(r);
+		poll_unlink(l);
 		if (data)
-			*data = r->u.aio.data;
-		r->notify_next = done;
-		done = r;
+			*data = l->data;
+		l->r.notify_next = done;
+		done = &l->r;
 		n++;
 		if (iocb)
 			break;   /* one request per io_cancel */
@@ -875,8 +913,8 @@ static int poll_cancel(struct ap_ctx *ctx, struct iocb *iocb, void **data)
 	if (n)
 		poller_kick_locked();   /* it need not poll them any more */
 	ap_unlock(&poller.lock);
-	for (r = done; r; r = next) {
-		next = r->notify_next;
+	for (r = done; r; r = rnext) {
+		rnext = r->notify_next;
 		r->res = -1;
 		r->err = ECANCELED;
 		r->quiet = true;
@@ -921,8 +959,8 @@ static void aio_atfork_child(void)
 	pthread_rwlock_init(&reg.lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	wake_close(&poller.wake);   /* shared with the parent's poller */
-	for (struct ap_req *r = poller.head; r; r = r->next)
-		poll_drop_fd(r);        /* the parent's requests' duplicates */
+	for (struct la_req *l = poller.head; l; l = l->pnext)
+		poll_drop_fd(l);        /* the parent's requests' duplicates */
 	poller.head = poller.tail = NULL;
 	poller.n = 0;
 	poller.started = false;
@@ -1012,7 +1050,7 @@ static int la_setup(int maxevents, io_context_t *ctxp)
 
 static bool match_ctx(const struct ap_req *r, void *ctx)
 {
-	return r->ops == &aio_ops && r->u.aio.ctx == ctx;
+	return r->ops == &aio_ops && la(r)->ctx == ctx;
 }
 
 static int la_destroy(io_context_t handle)
@@ -1146,8 +1184,11 @@ static int copy_iov(const struct iocb *iocb, struct iovec **out)
 	return 0;
 }
 
-/* The engine's operation for a libaio opcode, or -1 (IO_CMD_NOOP and
- * unknown ones, which the kernel refuses with EINVAL). */
+/* IO_CMD_POLL's code: served by the poller, never an engine operation. */
+#define OP_POLL (-2)
+
+/* The engine's operation for a libaio opcode, OP_POLL, or -1 (IO_CMD_NOOP
+ * and unknown ones, which the kernel refuses with EINVAL). */
 static int iocb_op(const struct iocb *iocb)
 {
 	switch (iocb->aio_lio_opcode) {
@@ -1157,7 +1198,7 @@ static int iocb_op(const struct iocb *iocb)
 	case IO_CMD_PWRITEV: return AP_OP_WRITEV;
 	case IO_CMD_FSYNC:   return AP_OP_FSYNC;
 	case IO_CMD_FDSYNC:  return AP_OP_FDSYNC;
-	case IO_CMD_POLL:    return AP_OP_POLL;
+	case IO_CMD_POLL:    return OP_POLL;
 	default:             return -1;
 	}
 }
@@ -1213,13 +1254,19 @@ static int check_poll(const struct iocb *iocb)
 
 /* Fills r, freshly allocated, for iocb of operation op on ctx, with the
  * checks' results (fl, iov) and the eventfd duplicate resfd (-1: none). */
-static void req_from_iocb(struct ap_req *r, struct ap_ctx *ctx,
+static void req_from_iocb(struct la_req *l, struct ap_ctx *ctx,
 		struct iocb *iocb, int op, int fl, struct iovec *iov, int resfd,
 		struct fdid resfd_id)
 {
+	struct ap_req *r = &l->r;
 	bool rw = ap_op_reads(op) || ap_op_writes(op);
 
-	r->op = (unsigned char)op;
+	if (op == OP_POLL) {
+		l->poll = true;
+		l->poll_events = (short)(iocb->u.poll.events | POLLERR | POLLHUP);
+	} else {
+		r->op = (unsigned char)op;
+	}
 	r->fd = iocb->aio_fildes;
 	r->rw_flags = (int)iocb->aio_rw_flags;
 	r->fl = fl;            /* the fast path needs no F_GETFL of its own */
@@ -1232,15 +1279,14 @@ static void req_from_iocb(struct ap_req *r, struct ap_ctx *ctx,
 		r->nbytes = iocb->u.c.nbytes;
 	}
 	r->offset = rw ? (off_t)iocb->u.c.offset : 0;
-	r->poll_events = (short)(iocb->u.poll.events | POLLERR | POLLHUP);
 	r->ops = &aio_ops;
-	r->u.aio.ctx = ctx;
-	r->u.aio.iocb = iocb;
-	r->u.aio.data = iocb->data;
-	r->u.aio.resfd = resfd;
-	r->u.aio.resfd_dev = resfd_id.dev;
-	r->u.aio.resfd_ino = resfd_id.ino;
-	r->u.aio.poll_own = false;
+	l->ctx = ctx;
+	l->iocb = iocb;
+	l->data = iocb->data;
+	l->iov = iov;
+	l->resfd = resfd;
+	l->resfd_dev = resfd_id.dev;
+	l->resfd_ino = resfd_id.ino;
 	/* A queue depth: more than this request accepted and not yet reaped. */
 	r->deep = ctx_outstanding(ctx) > 1;
 }
@@ -1252,6 +1298,7 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb,
 		struct ap_call *call)
 {
 	struct ap_req *r;
+	struct la_req *l;
 	struct iovec *iov = NULL;
 	int op, fl, prio = 0, resfd = -1, err;
 	struct fdid resfd_id = { 0, 0 };
@@ -1272,25 +1319,28 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb,
 	iocb->key = 0;   /* as the kernel does */
 
 	err = EINVAL;
-	if ((op = iocb_op(iocb)) < 0)
+	if ((op = iocb_op(iocb)) == -1)
 		goto fail;
-	if (ap_op_reads(op) || ap_op_writes(op))
+	if (op == OP_POLL)
+		err = check_poll(iocb);
+	else if (ap_op_reads(op) || ap_op_writes(op))
 		err = check_rw(iocb, op, fl, &prio, &iov);
 	else
-		err = op == AP_OP_POLL ? check_poll(iocb) : check_sync(iocb);
+		err = check_sync(iocb);
 	if (err)
 		goto fail;
 
 	err = EAGAIN;
-	if (!(r = ap_req_alloc())) {
+	if (!(r = ap_req_alloc(sizeof(struct la_req)))) {
 		free(iov);
 		goto fail;
 	}
-	req_from_iocb(r, ctx, iocb, op, fl, iov, resfd, resfd_id);
+	l = la(r);
+	req_from_iocb(l, ctx, iocb, op, fl, iov, resfd, resfd_id);
 	ap_add(&ctx->refs, 1);   /* dropped by aio_notify */
 
-	/* From here on r may complete, and be freed, at any moment. */
-	err = op == AP_OP_POLL ? poll_submit(r) : ap_submit(r, prio, call);
+	/* From here on l may complete, and be freed, at any moment. */
+	err = op == OP_POLL ? poll_submit(l) : ap_submit(r, prio, call);
 	if (err) {
 		free(iov);
 		ap_req_free(r);
@@ -1630,10 +1680,10 @@ static bool match_iocb(const struct ap_req *r, void *arg)
 {
 	struct cancel_match *m = arg;
 
-	if (m->found || r->ops != &aio_ops || r->u.aio.ctx != m->ctx ||
-	    r->u.aio.iocb != m->iocb)
+	if (m->found || r->ops != &aio_ops || la(r)->ctx != m->ctx ||
+	    la(r)->iocb != m->iocb)
 		return false;
-	m->data = r->u.aio.data;
+	m->data = la(r)->data;
 	m->found = true;
 	return true;
 }

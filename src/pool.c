@@ -4,8 +4,9 @@
  * Owns: `engine` below, and each thread's pins_seen (its own, no lock).
  * engine.lock guards the queues (queue.c), the thread
  * counts and the in-flight count.  Counters are atomics, bumped anywhere;
- * knobs are atomics read without the lock.  The request cache has its own
- * leaf lock (cache.lock); pin_lock serialises making fd queues.  The lock
+ * knobs are atomics read without the lock.  The request cache
+ * (reqcache.c) has its own leaf lock; pin_lock serialises making fd
+ * queues.  The lock
  * order, and the fork handlers' exception to it, are in internal.h.
  *
  * The close path (ap_fd_gen, ap_fd_replaced: close, dup2 and
@@ -109,11 +110,6 @@ static struct {
 	                   threads_created;
 } count;
 
-static struct {
-	pthread_mutex_t lock;
-	struct ap_req *head;
-	int n;
-} cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 #define knob(name) ap_load_relaxed(&ap_knobs.name)
 
@@ -160,58 +156,6 @@ static void engine_unlock_nofree(void)
 	last->next_dead = engine.q.dead;
 	engine.q.dead = dead;
 	ap_unlock(&engine.lock);
-}
-
-/* ---- requests ---------------------------------------------------------- */
-
-struct ap_req *ap_req_alloc(void)
-{
-	struct ap_req *r;
-
-	ap_lock(&cache.lock);
-	r = cache.head;
-	if (r) {
-		cache.head = r->next;
-		cache.n--;
-	}
-	ap_unlock(&cache.lock);
-	if (!r)
-		return calloc(1, sizeof *r);
-	memset(r, 0, sizeof *r);
-	return r;
-}
-
-void ap_req_free(struct ap_req *r)
-{
-	ap_lock(&cache.lock);
-	if (cache.n < knob(cache)) {
-		r->next = cache.head;
-		cache.head = r;
-		cache.n++;
-		r = NULL;
-	}
-	ap_unlock(&cache.lock);
-	free(r);
-}
-
-static void cache_trim(void)
-{
-	struct ap_req *drop = NULL;
-
-	ap_lock(&cache.lock);
-	while (cache.n > knob(cache)) {
-		struct ap_req *r = cache.head;
-		cache.head = r->next;
-		cache.n--;
-		r->next = drop;
-		drop = r;
-	}
-	ap_unlock(&cache.lock);
-	while (drop) {
-		struct ap_req *r = drop;
-		drop = r->next;
-		free(r);
-	}
 }
 
 /* ---- workers ----------------------------------------------------------- */
@@ -1262,7 +1206,7 @@ AP_EXPORT int aiopool_set(int k, long v)
 	while (spawn-- > 0)
 		start_worker();
 	if (k == AIOPOOL_CACHE)
-		cache_trim();
+		ap_req_cache_trim();
 	return 0;
 }
 
@@ -1326,12 +1270,12 @@ static void fork_prepare(void)
 	ap_lock(&pin_lock);
 	ap_notify_atfork_prepare();
 	ap_lock(&engine.lock);
-	ap_lock(&cache.lock);
+	ap_req_cache_lock();
 }
 
 static void fork_parent(void)
 {
-	ap_unlock(&cache.lock);
+	ap_req_cache_unlock();
 	ap_unlock(&engine.lock);
 	ap_notify_atfork_parent();
 	ap_unlock(&pin_lock);
@@ -1371,7 +1315,7 @@ static void fork_child(void)
 {
 	uint64_t gen = engine.q.gen;
 
-	ap_unlock(&cache.lock);
+	ap_req_cache_unlock();
 	ap_store_relaxed(&engine_pid, (pid_t)syscall(SYS_getpid));
 	ap_q_reset(&engine.q, orphan);
 	engine.q.gen = gen;   /* generations stay unique: the forking

@@ -153,16 +153,29 @@ static void lio_element_done(struct ap_lio *lio)
 
 /* ---- the engine's view of a POSIX request -------------------------------- */
 
+/* A POSIX request: the engine's, and the aiocb it serves. */
+struct px_req {
+	struct ap_req r;
+	struct aiocb *cb;
+	struct ap_notify_node note;   /* aio_sigevent, copied */
+	struct ap_lio *lio;           /* its lio_listio call, or NULL */
+};
+
+static struct px_req *px(const struct ap_req *r)
+{
+	return ap_container_of(r, struct px_req, r);
+}
+
 static void posix_finish(struct ap_req *r)
 {
-	cb_publish(r->u.posix.cb, r->err ? -1 : r->res, r->err);
+	cb_publish(px(r)->cb, r->err ? -1 : r->res, r->err);
 }
 
 /* The element's own notification has been delivered. */
 static void posix_released(void *arg)
 {
 	struct ap_req *r = arg;
-	struct ap_lio *lio = r->u.posix.lio;
+	struct ap_lio *lio = px(r)->lio;
 
 	ap_req_free(r);
 	if (lio)
@@ -171,12 +184,12 @@ static void posix_released(void *arg)
 
 static void posix_notify(struct ap_req *r)
 {
-	struct ap_lio *lio = r->u.posix.lio;   /* r may be gone after ap_notify */
+	struct ap_lio *lio = px(r)->lio;   /* r may be gone after ap_notify */
 
 	ap_chan_wake(&posix_chan);
-	r->u.posix.note.done = posix_released;
-	r->u.posix.note.arg = r;
-	ap_notify(&r->u.posix.note);
+	px(r)->note.done = posix_released;
+	px(r)->note.arg = r;
+	ap_notify(&px(r)->note);
 	if (lio)
 		lio_element_sent(lio);
 }
@@ -184,7 +197,7 @@ static void posix_notify(struct ap_req *r)
 /* In a fork child: the parent's requests will not run here. */
 static void posix_orphan(struct ap_req *r)
 {
-	cb_publish(r->u.posix.cb, -1, ECANCELED);
+	cb_publish(px(r)->cb, -1, ECANCELED);
 }
 
 static const struct ap_ops posix_ops = {
@@ -240,7 +253,7 @@ static int submit(struct aiocb *cb, int op, struct ap_lio *lio,
 		return fail(cb, EINVAL);   /* as POSIX allows and libaio does */
 	if (ap_sigevent_check(&cb->aio_sigevent))
 		return fail(cb, EINVAL);
-	if (!(r = ap_req_alloc()))
+	if (!(r = ap_req_alloc(sizeof(struct px_req))))
 		return fail(cb, EAGAIN);
 
 	r->op = (unsigned char)op;
@@ -249,9 +262,9 @@ static int submit(struct aiocb *cb, int op, struct ap_lio *lio,
 	r->nbytes = cb->aio_nbytes;
 	r->offset = cb->aio_offset;
 	r->ops = &posix_ops;
-	r->u.posix.cb = cb;
-	r->u.posix.note.sev = cb->aio_sigevent;
-	r->u.posix.lio = lio;
+	px(r)->cb = cb;
+	px(r)->note.sev = cb->aio_sigevent;
+	px(r)->lio = lio;
 
 	cb->__return_value = 0;
 	ap_store_relaxed(&mark(cb)->magic, magic_of(cb));
@@ -376,7 +389,7 @@ static int p_suspend(const struct aiocb *const list[], int nent,
 
 static bool match_cb(const struct ap_req *r, void *cb)
 {
-	return r->ops == &posix_ops && (!cb || r->u.posix.cb == cb);
+	return r->ops == &posix_ops && (!cb || px(r)->cb == cb);
 }
 
 static int p_cancel(int fd, struct aiocb *cb)
