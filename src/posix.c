@@ -414,24 +414,15 @@ static int p_cancel(int fd, struct aiocb *cb)
 
 /* ---- lio_listio ---------------------------------------------------------- */
 
-static int p_lio_listio(int mode, struct aiocb *const list[], int nent,
-		struct sigevent *sig)
+/* A new lio_listio call, counted as one element unsent and pending while
+ * it queues; its sigevent, if any, to send when every element is done.
+ * NULL if out of memory. */
+static struct ap_lio *lio_new(int mode, const struct sigevent *sig)
 {
-	struct ap_lio *lio;
-	struct ap_call call;   /* the inline budget of the whole list */
-	bool failed = false, eagain = false;
-	int err = 0;
+	struct ap_lio *lio = calloc(1, sizeof *lio);
 
-	if ((mode != LIO_WAIT && mode != LIO_NOWAIT) || nent < 0 ||
-	    (nent > 0 && !list) ||
-	    (mode == LIO_NOWAIT && sig && ap_sigevent_check(sig))) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (!(lio = calloc(1, sizeof *lio))) {
-		errno = EAGAIN;
-		return -1;
-	}
+	if (!lio)
+		return NULL;
 	lio->unsent = lio->pending = 1;   /* this call, while it queues */
 	lio->refs = 1;
 	if (mode == LIO_NOWAIT && sig && sig->sigev_notify != SIGEV_NONE) {
@@ -440,6 +431,15 @@ static int p_lio_listio(int mode, struct aiocb *const list[], int nent,
 		lio->note.done = lio_unref;
 		lio->note.arg = lio;
 	}
+	return lio;
+}
+
+/* Submits each element of list: sets *failed if one was refused, and
+ * *eagain if one was refused for want of resources. */
+static void lio_submit_all(struct ap_lio *lio, int mode,
+		struct aiocb *const list[], int nent, bool *failed, bool *eagain)
+{
+	struct ap_call call;   /* the inline budget of the whole list */
 
 	ap_call_begin(&call, mode == LIO_WAIT);
 	for (int i = 0; i < nent; i++) {
@@ -455,35 +455,61 @@ static int p_lio_listio(int mode, struct aiocb *const list[], int nent,
 		else {
 			if (!in_flight(cb))   /* else leave its request be */
 				fail(cb, EINVAL);
-			failed = true;
+			*failed = true;
 			continue;
 		}
 		if (submit(cb, op, lio, &call) < 0) {
-			failed = true;
-			eagain |= errno == EAGAIN;
+			*failed = true;
+			*eagain |= errno == EAGAIN;
 		}
 	}
+}
 
+/* LIO_WAIT: waits until every element of lio has completed, then sets
+ * *failed if one of list's failed.  0 or EINTR. */
+static int lio_wait(struct ap_lio *lio, struct aiocb *const list[],
+		int nent, bool *failed)
+{
+	while (ap_load(&lio->unsent) != 0) {
+		uint32_t seen = ap_chan_seq(&posix_chan);
+
+		if (ap_load(&lio->unsent) == 0)
+			break;
+		if (ap_chan_wait(&posix_chan, seen, NULL) == EINTR)
+			return EINTR;
+	}
+	for (int i = 0; i < nent; i++) {
+		struct aiocb *cb = list[i];
+
+		if (cb && cb->aio_lio_opcode != LIO_NOP && cb_error(cb) != 0)
+			*failed = true;
+	}
+	return 0;
+}
+
+static int p_lio_listio(int mode, struct aiocb *const list[], int nent,
+		struct sigevent *sig)
+{
+	struct ap_lio *lio;
+	bool failed = false, eagain = false;
+	int err = 0;
+
+	if ((mode != LIO_WAIT && mode != LIO_NOWAIT) || nent < 0 ||
+	    (nent > 0 && !list) ||
+	    (mode == LIO_NOWAIT && sig && ap_sigevent_check(sig))) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!(lio = lio_new(mode, sig))) {
+		errno = EAGAIN;
+		return -1;
+	}
+	lio_submit_all(lio, mode, list, nent, &failed, &eagain);
 	ap_add(&lio->refs, 2);   /* each of these drops one */
 	lio_element_sent(lio);
 	lio_element_done(lio);
-
-	if (mode == LIO_WAIT) {
-		while (ap_load(&lio->unsent) != 0) {
-			uint32_t seen = ap_chan_seq(&posix_chan);
-			if (ap_load(&lio->unsent) == 0)
-				break;
-			if (ap_chan_wait(&posix_chan, seen, NULL) == EINTR) {
-				err = EINTR;
-				break;
-			}
-		}
-		for (int i = 0; !err && i < nent; i++) {
-			struct aiocb *cb = list[i];
-			if (cb && cb->aio_lio_opcode != LIO_NOP && cb_error(cb) != 0)
-				failed = true;
-		}
-	}
+	if (mode == LIO_WAIT)
+		err = lio_wait(lio, list, nent, &failed);
 	lio_unref(lio);
 
 	if (!err && eagain)
