@@ -20,15 +20,15 @@
  *
  * Locks.  Every lock of aiopool's, by its name in the code:
  *   reg.lock          libaio.c  the context registry (a rwlock)
- *   poller.lock       libaio.c  the POLL poller's list and wake-up pipe
+ *   poller.lock       poller.c  the POLL poller's list and wake-up pipe
  *   ctx->lock         libaio.c  a context's io_pgetevents waiters
  *   ctx->ring_lock    libaio.c  a context's ring
  *   pin_lock          pool.c    making an fd queue, pinning its file
  *   engine.lock       pool.c    the engine; guards queue.c's state too
  *   cache.lock        reqcache.c the request cache
  *   np.lock           notify.c  the notifier queue and counts
- * posix.c, queue.c, exec.c, wait.c, thread.c, fdclose.c, sysaio.c,
- * exitstats.c and ev.c have no lock of their own.
+ * posix.c, queue.c, exec.c, wait.c, thread.c, fdclose.c, ownfd.c,
+ * sysaio.c, exitstats.c and ev.c have no lock of their own.
  *
  * The order, outside fork(): a lock may be taken while holding only locks
  * above it here, never the other way round:

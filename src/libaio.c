@@ -6,30 +6,27 @@
  *            guarded by reg.lock (a rwlock).  Every call validates its
  *            handle here before touching anything, so a garbage, destroyed
  *            or foreign handle gives -EINVAL without being dereferenced.
- *   poller   the POLL poller: a thread that poll()s every waiting POLL
- *            request, so that they never occupy a worker; its list and its
- *            wake-up pipe.  poller.lock.
- *   each struct la_req: a request (the engine's struct ap_req first, then
- *            its context, iocb, RESFD duplicate and, for a POLL, what it
- *            polls and its links on the poller's list, under poller.lock).
+ *   each struct la_req (laio.h): a request, the engine's struct ap_req
+ *            first, then its context, iocb, RESFD duplicate and, for a
+ *            POLL, what it polls (a waiting POLL is poller.c's).
  *   each struct ap_ctx: its ring (ring_lock), its io_pgetevents waiters
  *            and their spare wake-up pipe (lock), and atomics: refs,
  *            reserved, pushed.
- *   the descriptors the front end keeps: the wake-up pipes, a RESFD
- *            eventfd's duplicate (per request), a waiting POLL's duplicate
- *            of its fd (per request).  Each is checked to name still what
- *            it named when made before every use (see "aiopool's own
- *            descriptors"); none is needed for a call to succeed but the
- *            RESFD duplicate.
+ *   the descriptors the front end keeps: the masked waiters' wake-up
+ *            pipes and a RESFD eventfd's duplicate (per request), made and
+ *            checked before every use by ownfd.c; none is needed for a
+ *            call to succeed but the RESFD duplicate.
  *   max_nr   fs.aio-max-nr, written once by the constructor.
  *
+ * The POLL poller is in poller.c, the front end's own descriptors in
+ * ownfd.c; laio.h has what the three files share.
+ *
  * Locks (their order, and fork's exception to it, are in internal.h):
- * reg.lock, poller.lock and a context's lock are never held across an
- * engine call, nor together but by fork's prepare handler (reg.lock, then
- * poller.lock).  Under poller.lock and a context's lock no request's I/O
- * and no user code runs, only work on the front end's own descriptors
- * (fstat, a wake-up pipe's byte written or drained, a wake-up pipe made
- * or closed) and, under poller.lock, the poller thread's start.  ring_lock
+ * reg.lock and a context's lock are never held across an engine call, nor
+ * together; fork's prepare handler takes reg.lock, then poller.c's
+ * poller.lock.  Under a context's lock no request's I/O and no user code
+ * runs, only work on the front end's own descriptors (fstat, a wake-up
+ * pipe's byte written or drained, a wake-up pipe made or closed).  ring_lock
  * is the innermost lock of all, taken in aio_finish (under engine.lock for
  * a queued request, without it for one never queued) and by readers of
  * the ring.
@@ -89,8 +86,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "aiopool/libaio.h"
-#include "internal.h"
+#include "laio.h"
 
 /* ---- the ABI ------------------------------------------------------------- */
 
@@ -164,136 +160,6 @@ static bool bad_zero_out(void *p)
 	if (bad_ptr(p, 8))
 		return true;
 	return syscall(SYS_select, 64, p, NULL, NULL, &zero) < 0 && errno == EFAULT;
-}
-
-/* ---- aiopool's own descriptors ------------------------------------------ */
-
-/* A program may close descriptors it did not open (close_range(3, ~0U, 0)
- * in a daemon, a loop over /proc/self/fd), and its next file then takes the
- * number.  So each descriptor kept here is checked, before every use, to
- * name still what it named when it was made; a number that fails is
- * forgotten, never written, read or closed.  Wake-ups are pipes: each has
- * an inode of its own, so fstat tells it from any file that may take its
- * number (all eventfds share one inode and could not be told apart).
- * A new descriptor takes the lowest free number; for the moment before it
- * is moved high (wake_move), another thread's dup2() onto that number can
- * make it the program's, so each is checked again before it is closed or
- * kept.  The front end opens no other file: io_setup's limit is read when
- * the library is loaded. */
-struct fdid {
-	dev_t dev;
-	ino_t ino;
-};
-
-/* What fd names now; false if it is not open. */
-static bool fdid_take(int fd, struct fdid *id)
-{
-	struct stat st;
-
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return false;
-	*id = (struct fdid){ st.st_dev, st.st_ino };
-	return true;
-}
-
-/* Does fd still name what fdid_take saw? */
-static bool fdid_same(int fd, dev_t dev, ino_t ino)
-{
-	struct stat st;
-
-	return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev &&
-	       st.st_ino == ino;
-}
-
-/* A wake-up: a byte in the pipe wakes whoever polls its read end. */
-struct wakepipe {
-	int rfd, wfd;         /* -1: none */
-	struct fdid id;       /* both ends' inode */
-};
-#define WAKEPIPE_NONE ((struct wakepipe){ -1, -1, { 0, 0 } })
-
-/* A new pipe end, fd, moved out of the low numbers a program expects its
- * next open() to get (where no high one is free, the low one serves); -1
- * if it is no longer the pipe id names.  For the moment it was at the low
- * number, another thread's dup2() onto that number makes it the program's
- * file: that one is neither closed nor kept. */
-static int wake_move(int fd, const struct fdid *id)
-{
-	int d = ap_fd_dup(fd);
-
-	if (d < 0)
-		return fdid_same(fd, id->dev, id->ino) ? fd : -1;
-	if (!fdid_same(d, id->dev, id->ino)) {
-		ap_close(d);   /* a duplicate of the program's file */
-		return -1;
-	}
-	if (fdid_same(fd, id->dev, id->ino))
-		ap_close(fd);
-	return d;
-}
-
-static void wake_close(struct wakepipe *w);
-
-/* A new pipe in *w; false (and *w none) if there is no descriptor free. */
-static bool wake_open(struct wakepipe *w)
-{
-	int p[2];
-
-	*w = WAKEPIPE_NONE;
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-		return false;
-	/* Both ends have the pipe's inode. */
-	if (!fdid_take(p[1], &w->id) && !fdid_take(p[0], &w->id))
-		return false;
-	w->rfd = wake_move(p[0], &w->id);
-	w->wfd = wake_move(p[1], &w->id);
-	if (w->rfd >= 0 && w->wfd >= 0)
-		return true;
-	wake_close(w);   /* the end that is still the pipe */
-	return false;
-}
-
-static bool wake_ours(const struct wakepipe *w, int fd)
-{
-	return fdid_same(fd, w->id.dev, w->id.ino);
-}
-
-/* Are both ends still ours? */
-static bool wake_ok(const struct wakepipe *w)
-{
-	return w->rfd >= 0 && wake_ours(w, w->rfd) && wake_ours(w, w->wfd);
-}
-
-/* A byte into the pipe, if its write end is still ours.  A full pipe is
- * awake already. */
-static void wake_signal(const struct wakepipe *w)
-{
-	if (w->wfd >= 0 && wake_ours(w, w->wfd)) {
-		ssize_t n = write(w->wfd, "", 1);
-		(void)n;
-	}
-}
-
-/* Empties the pipe: false if it is broken (an end is no longer ours). */
-static bool wake_drain(const struct wakepipe *w)
-{
-	char buf[64];
-
-	if (!wake_ok(w))
-		return false;
-	while (read(w->rfd, buf, sizeof buf) == (ssize_t)sizeof buf)
-		;
-	return true;
-}
-
-/* Closes the ends still ours, forgets the others. */
-static void wake_close(struct wakepipe *w)
-{
-	if (w->rfd >= 0 && wake_ours(w, w->rfd))
-		ap_close(w->rfd);
-	if (w->wfd >= 0 && wake_ours(w, w->wfd))
-		ap_close(w->wfd);
-	*w = WAKEPIPE_NONE;
 }
 
 /* ---- contexts and the registry ------------------------------------------- */
@@ -417,7 +283,7 @@ static void ctx_put(struct ap_ctx *ctx)
 		ap_chan_wake(&destroy_chan);
 }
 
-static bool ctx_dead(struct ap_ctx *ctx)
+bool ap_ctx_dead(struct ap_ctx *ctx)
 {
 	return (__atomic_load_n(&ctx->refs, __ATOMIC_SEQ_CST) & CTX_DEAD) != 0;
 }
@@ -429,7 +295,7 @@ static void ctx_wake(struct ap_ctx *ctx)
 	if (__atomic_load_n(&ctx->npw, __ATOMIC_SEQ_CST)) {
 		ap_lock(&ctx->lock);
 		for (struct pwaiter *w = ctx->pw; w; w = w->next)
-			wake_signal(&w->pipe);
+			ap_wake_signal(&w->pipe);
 		ap_unlock(&ctx->lock);
 	}
 }
@@ -525,39 +391,9 @@ static long ring_reap(struct ap_ctx *ctx, struct io_event *ev, long nr)
 
 /* ---- the engine's view of a libaio request -------------------------------- */
 
-/* A libaio request: the engine's, and what the front end keeps of its
- * iocb.  A POLL is never handed to the engine: the poller below waits for
- * it, on its own list, and completes it with ap_complete_unqueued. */
-struct la_req {
-	struct ap_req r;
-	struct ap_ctx *ctx;
-	struct iocb *iocb;            /* as submitted */
-	void *data;                   /* iocb->data */
-	struct iovec *iov;            /* our copy of a vector, or NULL */
-	int resfd;                    /* our duplicate of the eventfd, or -1 */
-	/* What resfd and a waiting POLL's fd named when taken (fstat),
-	 * checked before each use: the program may close them and reuse the
-	 * numbers. */
-	dev_t resfd_dev, poll_dev;
-	ino_t resfd_ino, poll_ino;
-	bool poll;                    /* a POLL */
-	bool poll_own;                /* POLL: r.fd is our duplicate */
-	short poll_events;
-	/* Under poller.lock, while the POLL waits in the poller. */
-	struct la_req *pnext, *pprev;
-	uint64_t round;               /* the poll() round it was last in */
-	size_t slot;                  /* its pollfd in that round */
-};
-
-static struct la_req *la(const struct ap_req *r)
-{
-	return ap_container_of(r, struct la_req, r);
-}
-
 static void aio_finish(struct ap_req *r);
 static void aio_notify(struct ap_req *r);
 static void aio_orphan(struct ap_req *r);
-static void poll_drop_fd(struct la_req *l);
 
 static const struct ap_ops aio_ops = {
 	.finish = aio_finish,
@@ -599,7 +435,7 @@ static void aio_notify(struct ap_req *r)
 	struct ap_ctx *ctx = la(r)->ctx;
 
 	if (la(r)->resfd >= 0 &&   /* our duplicate (dup_eventfd), still? */
-	    fdid_same(la(r)->resfd, la(r)->resfd_dev, la(r)->resfd_ino)) {
+	    ap_fdid_same(la(r)->resfd, la(r)->resfd_dev, la(r)->resfd_ino)) {
 		uint64_t one = 1;
 
 		if (!r->quiet) {
@@ -608,7 +444,7 @@ static void aio_notify(struct ap_req *r)
 		}
 		ap_close(la(r)->resfd);
 	}
-	poll_drop_fd(la(r));
+	ap_poll_drop_fd(la(r));
 	ctx_wake(ctx);
 	free(la(r)->iov);
 	ap_req_free(r);
@@ -621,319 +457,17 @@ static void aio_orphan(struct ap_req *r)
 	(void)r;
 }
 
-/* ---- the POLL poller ------------------------------------------------------ */
-
-/* A waiting POLL request is on poller.head's list, through its own links
- * (la_req.pnext, pprev).  For each round of poll() the thread notes in the
- * requests it polls the round number (la_req.round) and their slot
- * (la_req.slot): after poll() returns it looks only at requests still on
- * the list and polled in this round, so a request cancelled meanwhile is
- * never touched.
- *
- * A waiting POLL polls the file it was submitted on, as the kernel's holds
- * a reference to it: r.fd is a duplicate of the program's fd taken at
- * submission (la_req.poll_own), so closing the program's fd and reusing
- * its number changes nothing.  Without a descriptor free for the duplicate
- * it polls the program's number.  Either way, before each round and before
- * a result is taken, the poller checks that r.fd still names the file it
- * did at submission; one that does not (the program closed it, or closed
- * our duplicate, perhaps reusing the number) ends with -ECANCELED, as
- * aiopool's close() ends the requests queued on an fd.
- *
- * The wake-up is a pipe (poller.wake, checked like any descriptor of ours,
- * made again if the program closed it); without one the poller polls every
- * POLLER_TICK_MS until it can make one. */
-#define POLLER_TICK_MS 10
-
-static struct {
-	pthread_mutex_t lock;
-	struct la_req *head, *tail;
-	size_t n;
-	uint64_t round;
-	struct wakepipe wake;  /* the list changed */
-	bool started;
-} poller = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = { -1, -1, { 0, 0 } } };
-
-/* Under poller.lock. */
-static void poll_link(struct la_req *l)
-{
-	l->round = 0;
-	l->pnext = NULL;
-	l->pprev = poller.tail;
-	if (poller.tail)
-		poller.tail->pnext = l;
-	else
-		poller.head = l;
-	poller.tail = l;
-	poller.n++;
-}
-
-/* Under poller.lock. */
-static void poll_unlink(struct la_req *l)
-{
-	if (l->pprev)
-		l->pprev->pnext = l->pnext;
-	else
-		poller.head = l->pnext;
-	if (l->pnext)
-		l->pnext->pprev = l->pprev;
-	else
-		poller.tail = l->pprev;
-	l->pnext = l->pprev = NULL;
-	poller.n--;
-}
-
-/* Under poller.lock: the poller's list changed. */
-static void poller_kick_locked(void)
-{
-	wake_signal(&poller.wake);
-}
-
-/* Does a POLL's fd still name the file it was submitted on? */
-static bool poll_fd_ok(const struct la_req *l)
-{
-	return fdid_same(l->r.fd, l->poll_dev, l->poll_ino);
-}
-
-/* Under poller.lock: takes l off the list, onto *donep's chain, with its
- * result. */
-static void poll_done_locked(struct la_req *l, ssize_t res, int err,
-		struct ap_req ***donep)
-{
-	poll_unlink(l);
-	l->r.res = res;
-	l->r.err = err;
-	l->r.notify_next = NULL;
-	**donep = &l->r;
-	*donep = &l->r.notify_next;
-}
-
-/* Under poller.lock: fills pfd (room for cap) for one round: the wake-up,
- * then each POLL whose fd is still its file; the others end on *donep. */
-static size_t poller_fill(struct pollfd *pfd, size_t cap, uint64_t round,
-		struct ap_req ***donep)
-{
-	struct la_req *l, *next;
-	size_t n = 1;
-
-	if (!wake_ok(&poller.wake)) {   /* the program closed it */
-		wake_close(&poller.wake);
-		wake_open(&poller.wake);
-	}
-	pfd[0] = (struct pollfd){ poller.wake.rfd, POLLIN, 0 };
-	for (l = poller.head; l && n < cap; l = next) {
-		next = l->pnext;
-		if (!poll_fd_ok(l)) {
-			poll_done_locked(l, -1, ECANCELED, donep);
-			continue;
-		}
-		l->round = round;
-		l->slot = n;
-		pfd[n++] = (struct pollfd){ l->r.fd, l->poll_events, 0 };
-	}
-	return n;
-}
-
-/* Under poller.lock: the POLLs of this round that poll() found ready (on
- * their own file: checked again) go onto *donep. */
-static void poller_collect(const struct pollfd *pfd, uint64_t round,
-		struct ap_req ***donep)
-{
-	struct la_req *l, *next;
-
-	for (l = poller.head; l; l = next) {
-		next = l->pnext;
-		if (l->round != round || !pfd[l->slot].revents)
-			continue;
-		if (poll_fd_ok(l))
-			poll_done_locked(l, pfd[l->slot].revents, 0, donep);
-		else
-			poll_done_locked(l, -1, ECANCELED, donep);
-	}
-}
-
-/* Completes a chain of finished POLLs, with poller.lock released. */
-static void poller_complete(struct ap_req *done)
-{
-	struct ap_req *r, *next;
-
-	if (!done)
-		return;
-	ap_unlock(&poller.lock);
-	for (r = done; r; r = next) {
-		next = r->notify_next;
-		ap_complete_unqueued(r);
-	}
-	ap_lock(&poller.lock);
-}
-
-static void *poller_main(void *arg)
-{
-	struct pollfd *pfd = NULL;
-	size_t cap = 0;
-
-	(void)arg;
-	ap_lock(&poller.lock);
-	for (;;) {
-		struct ap_req *done = NULL, **donep = &done;
-		uint64_t round = ++poller.round;
-		size_t n;
-		int rc;
-
-		if (cap < poller.n + 1) {
-			size_t c = (poller.n + 1) * 2;
-			struct pollfd *p = realloc(pfd, c * sizeof *p);
-			if (p) {
-				pfd = p;
-				cap = c;
-			}
-		}
-		if (!pfd) {   /* no memory yet: try again shortly */
-			ap_unlock(&poller.lock);
-			poll(NULL, 0, POLLER_TICK_MS);
-			ap_lock(&poller.lock);
-			continue;
-		}
-		n = poller_fill(pfd, cap, round, &donep);
-		poller_complete(done);
-		if (done)
-			continue;   /* the list changed meanwhile */
-		ap_unlock(&poller.lock);
-		rc = poll(pfd, (nfds_t)n, pfd[0].fd < 0 ? POLLER_TICK_MS : -1);
-		ap_lock(&poller.lock);
-		if (pfd[0].revents)
-			wake_drain(&poller.wake);
-		if (rc <= 0)
-			continue;
-		poller_collect(pfd, round, &donep);
-		poller_complete(done);
-	}
-	return NULL;
-}
-
-/* Under poller.lock: starts the thread if it is not there.  0 or errno. */
-static int poller_start_locked(void)
-{
-	if (poller.started)
-		return 0;
-	if (poller.wake.rfd < 0)
-		wake_open(&poller.wake);   /* without, the poller ticks */
-	if (ap_thread_start(poller_main, NULL, NULL, 64 * 1024) != 0)
-		return EAGAIN;
-	poller.started = true;
-	return 0;
-}
-
-/* l polls a duplicate of the program's fd, the file itself (see above);
- * or, without a descriptor free for one, the program's number.  Notes what
- * it names, for poll_fd_ok.  false if fd is not open. */
-static bool poll_take_fd(struct la_req *l)
-{
-	struct fdid id;
-	int d = ap_fd_dup(l->r.fd);
-
-	l->poll_own = d >= 0;
-	if (d >= 0)
-		l->r.fd = d;
-	if (!fdid_take(l->r.fd, &id)) {
-		if (d >= 0)
-			ap_close(d);
-		return false;
-	}
-	l->poll_dev = id.dev;
-	l->poll_ino = id.ino;
-	return true;
-}
-
-/* Closes a POLL's duplicate, if it still is ours. */
-static void poll_drop_fd(struct la_req *l)
-{
-	if (l->poll && l->poll_own) {
-		if (poll_fd_ok(l))
-			ap_close(l->r.fd);
-		l->poll_own = false;
-	}
-}
-
-/* Queues a POLL request: completes it at once if its fd is ready, else
- * hands it to the poller.  0 or an errno value (l is then still ours). */
-static int poll_submit(struct la_req *l)
-{
-	struct pollfd p = { l->r.fd, l->poll_events, 0 };
-	int err;
-
-	if (poll(&p, 1, 0) > 0) {
-		l->r.res = p.revents;
-		l->r.err = 0;
-		ap_complete_unqueued(&l->r);
-		return 0;
-	}
-	if (!poll_take_fd(l))
-		return EBADF;   /* closed since submit_one looked */
-	ap_lock(&poller.lock);
-	if (ctx_dead(l->ctx)) {
-		/* io_destroy has already swept the poller. */
-		err = EINVAL;
-		goto fail;
-	}
-	if ((err = poller_start_locked()) != 0)
-		goto fail;
-	poll_link(l);
-	poller_kick_locked();
-	ap_unlock(&poller.lock);
-	return 0;
-fail:
-	ap_unlock(&poller.lock);
-	poll_drop_fd(l);
-	return err;
-}
-
-/* Takes ctx's waiting POLL requests off the poller (iocb NULL: all of
- * them) and completes them as cancelled.  How many it took. */
-static int poll_cancel(struct ap_ctx *ctx, struct iocb *iocb, void **data)
-{
-	struct la_req *l, *next;
-	struct ap_req *r, *rnext, *done = NULL;
-	int n = 0;
-
-	ap_lock(&poller.lock);
-	for (l = poller.head; l; l = next) {
-		next = l->pnext;
-		if (l->ctx != ctx || (iocb && l->iocb != iocb))
-			continue;
-		poll_unlink(l);
-		if (data)
-			*data = l->data;
-		l->r.notify_next = done;
-		done = &l->r;
-		n++;
-		if (iocb)
-			break;   /* one request per io_cancel */
-	}
-	if (n)
-		poller_kick_locked();   /* it need not poll them any more */
-	ap_unlock(&poller.lock);
-	for (r = done; r; r = rnext) {
-		rnext = r->notify_next;
-		r->res = -1;
-		r->err = ECANCELED;
-		r->quiet = true;
-		ap_complete_unqueued(r);
-	}
-	return n;
-}
-
 /* ---- fork ----------------------------------------------------------------- */
 
 static void aio_atfork_prepare(void)
 {
 	pthread_rwlock_wrlock(&reg.lock);
-	ap_lock(&poller.lock);
+	ap_poller_lock();
 }
 
 static void aio_atfork_parent(void)
 {
-	ap_unlock(&poller.lock);
+	ap_poller_unlock();
 	pthread_rwlock_unlock(&reg.lock);
 }
 
@@ -947,7 +481,7 @@ static void aio_atfork_child(void)
 
 	for (size_t i = 0; reg.tab && i < ((size_t)1 << reg.bits); i++)
 		for (struct ap_ctx *c = reg.tab[i]; c; c = c->hnext)
-			wake_close(&c->spare);   /* descriptors do not stay */
+			ap_wake_close(&c->spare);   /* descriptors do not stay */
 	free(reg.tab);   /* the table only: the contexts stay, forgotten */
 	reg.tab = NULL;
 	reg.bits = 0;
@@ -958,13 +492,7 @@ static void aio_atfork_child(void)
 #endif
 	pthread_rwlock_init(&reg.lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
-	wake_close(&poller.wake);   /* shared with the parent's poller */
-	for (struct la_req *l = poller.head; l; l = l->pnext)
-		poll_drop_fd(l);        /* the parent's requests' duplicates */
-	poller.head = poller.tail = NULL;
-	poller.n = 0;
-	poller.started = false;
-	ap_unlock(&poller.lock);   /* this thread took it: the count drops */
+	ap_poller_atfork_child();
 	destroy_chan = (struct ap_chan){ 0, 0 };
 }
 
@@ -1071,7 +599,7 @@ static int la_destroy(io_context_t handle)
 		return -EINVAL;   /* never was, or destroyed already */
 
 	ctx_wake(ctx);                       /* waiters: -EINVAL */
-	poll_cancel(ctx, NULL, NULL);        /* waiting POLLs */
+	ap_poll_cancel(ctx, NULL, NULL);        /* waiting POLLs */
 	ap_cancel(-1, match_ctx, ctx, true);       /* queued requests */
 	for (;;) {                           /* running ones, and callers */
 		uint32_t seen = ap_chan_seq(&destroy_chan);
@@ -1080,7 +608,7 @@ static int la_destroy(io_context_t handle)
 		ap_chan_wait(&destroy_chan, seen, NULL);
 	}
 	ap_store_relaxed(&ctx->ring->magic, 0u);
-	wake_close(&ctx->spare);
+	ap_wake_close(&ctx->spare);
 	pthread_mutex_destroy(&ctx->ring_lock);
 	pthread_mutex_destroy(&ctx->lock);
 	free(ctx);
@@ -1139,7 +667,7 @@ static int dup_eventfd(int fd, int *dup, struct fdid *id)
 			return EINVAL;
 		}
 	}
-	if (!fdid_take(d, id)) {
+	if (!ap_fdid_take(d, id)) {
 		ap_close(d);
 		return EBADF;
 	}
@@ -1340,7 +868,7 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb,
 	ap_add(&ctx->refs, 1);   /* dropped by aio_notify */
 
 	/* From here on l may complete, and be freed, at any moment. */
-	err = op == OP_POLL ? poll_submit(l) : ap_submit(r, prio, call);
+	err = op == OP_POLL ? ap_poll_submit(l) : ap_submit(r, prio, call);
 	if (err) {
 		free(iov);
 		ap_req_free(r);
@@ -1371,7 +899,7 @@ static int la_submit(io_context_t handle, long nr, struct iocb *ios[])
 		err = EFAULT;
 	ap_call_begin(&call, false);
 	for (; !err && i < nr; i++) {
-		if (ctx_dead(ctx))
+		if (ap_ctx_dead(ctx))
 			err = EINVAL;   /* io_destroy has begun meanwhile */
 		else
 			err = submit_one(ctx, ios[i], &call);
@@ -1453,10 +981,10 @@ static void pwaiter_open(struct ap_ctx *ctx, struct pwaiter *me)
 	me->pipe = ctx->spare;
 	ctx->spare = WAKEPIPE_NONE;
 	ap_unlock(&ctx->lock);
-	if (me->pipe.rfd >= 0 && wake_drain(&me->pipe))
+	if (me->pipe.rfd >= 0 && ap_wake_drain(&me->pipe))
 		return;
-	wake_close(&me->pipe);
-	wake_open(&me->pipe);   /* else: ticks */
+	ap_wake_close(&me->pipe);
+	ap_wake_open(&me->pipe);   /* else: ticks */
 }
 
 /* Unlinks me (under ctx->lock) and keeps its pipe as the spare. */
@@ -1470,12 +998,12 @@ static void pwaiter_close(struct ap_ctx *ctx, struct pwaiter *me)
 	if (me->next)
 		me->next->prev = me->prev;
 	__atomic_sub_fetch(&ctx->npw, 1, __ATOMIC_SEQ_CST);
-	if (ctx->spare.rfd < 0 && !ctx_dead(ctx)) {
+	if (ctx->spare.rfd < 0 && !ap_ctx_dead(ctx)) {
 		ctx->spare = me->pipe;
 		me->pipe = WAKEPIPE_NONE;
 	}
 	ap_unlock(&ctx->lock);
-	wake_close(&me->pipe);
+	ap_wake_close(&me->pipe);
 }
 
 /* One sleep of a masked waiter: ppoll on its pipe (or a tick), the mask
@@ -1494,7 +1022,7 @@ static int pwaiter_sleep(struct ap_ctx *ctx, struct pwaiter *me,
 			return ETIMEDOUT;
 		t = &left;
 	}
-	if (p.fd >= 0 && !wake_ours(&me->pipe, p.fd))
+	if (p.fd >= 0 && !ap_wake_ours(&me->pipe, p.fd))
 		p.fd = -1;
 	if (p.fd < 0 && (!t || t->tv_sec > 0 || t->tv_nsec > PGET_TICK_NS)) {
 		left = (struct timespec){ 0, PGET_TICK_NS };
@@ -1507,10 +1035,10 @@ static int pwaiter_sleep(struct ap_ctx *ctx, struct pwaiter *me,
 	pthread_setcancelstate(cancel, NULL);
 	if (rc < 0 && errno == EINTR)
 		return EINTR;
-	if ((rc > 0 && !wake_drain(&me->pipe)) ||
+	if ((rc > 0 && !ap_wake_drain(&me->pipe)) ||
 	    (me->pipe.rfd >= 0 && p.fd < 0)) {
 		ap_lock(&ctx->lock);
-		wake_close(&me->pipe);
+		ap_wake_close(&me->pipe);
 		ap_unlock(&ctx->lock);
 	}
 	return 0;
@@ -1544,7 +1072,7 @@ static long reap_wait(struct ap_ctx *ctx, long min_nr, long nr,
 		got += ring_reap(ctx, events + got, nr - got);
 		if (enough(ctx, got, min_nr, nr, w, pushed))
 			return got;
-		if (ctx_dead(ctx))
+		if (ap_ctx_dead(ctx))
 			return got ? got : -EINVAL;
 		if (w->nowait)
 			return got;
@@ -1647,7 +1175,7 @@ static int la_queue_wait(io_context_t handle, struct timespec *timeout)
 		if (ring_used(ctx, head, pushed) ||
 		    ap_load(&ctx->reserved) == pushed)
 			break;
-		if (ctx_dead(ctx)) {
+		if (ap_ctx_dead(ctx)) {
 			ret = -EINVAL;
 			break;
 		}
@@ -1705,7 +1233,7 @@ static int la_cancel(io_context_t handle, struct iocb *iocb,
 		ret = -EFAULT;
 		goto out;
 	}
-	if (poll_cancel(m.ctx, iocb, &m.data) == 0) {
+	if (ap_poll_cancel(m.ctx, iocb, &m.data) == 0) {
 		res = ap_cancel(iocb->aio_fildes, match_iocb, &m, true);
 		if (!res.cancelled && !res.running)   /* its fd was changed? */
 			res = ap_cancel(-1, match_iocb, &m, true);
