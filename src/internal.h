@@ -272,6 +272,19 @@ AP_HIDDEN int ap_call_getfl(struct ap_call *call, int fd);
  * On error r is untouched and still the caller's. */
 AP_HIDDEN int ap_submit(struct ap_req *r, int prio, struct ap_call *call);
 
+/* ---- fastpath.c: cached reads on the submitting thread ------------------ */
+
+/* Runs r on the submitting thread when the fast path may (a cached read
+ * within the per-read cap and call's budget, nothing on its fd that must
+ * go first, kept by the offload policy) and the page cache serves all of
+ * it: then r is complete (ap_complete_unqueued) and true.  Else false, r
+ * untouched but for r->uncached (the cache could not serve it). */
+AP_HIDDEN bool ap_try_inline(struct ap_req *r, struct ap_call *call);
+/* pool.c, for the offload policy: workers awake to take a request without
+ * a wake-up; *backlog: requests queued as of the last release of the
+ * engine lock.  Read without the lock. */
+AP_HIDDEN unsigned long ap_pool_awake(unsigned long *backlog);
+
 /* Cancels queued requests on fd (or on every fd when fd < 0) for which
  * match(r, arg) is true: each gets err ECANCELED, res -1, r->quiet as
  * given, then finish and notify.  Counts what it cancelled and the
