@@ -209,7 +209,7 @@ struct ap_req {
 /* ---- pool.c: the engine ------------------------------------------------ */
 
 /* Knob values, read without the lock (atomics where they change).  Their
- * names, ranges and variables are in one table, pool.c's knob_defs. */
+ * names, ranges and variables are in one table, knobs.c's knob_defs. */
 struct ap_knobs {
 	long max_threads;
 	long idle_ms;
@@ -222,6 +222,13 @@ struct ap_knobs {
 };
 
 AP_HIDDEN extern struct ap_knobs ap_knobs;
+/* knobs.c: is v in knob k's range (false for an unknown k)? */
+AP_HIDDEN bool ap_knob_ok(int k, long v);
+/* Stores v, checked by ap_knob_ok, into knob k. */
+AP_HIDDEN void ap_knob_store(int k, long v);
+/* At start-up: AIOPOOL_RUNNABLE to ncpus, then every knob whose
+ * environment variable holds a number in its range. */
+AP_HIDDEN void ap_knobs_init(int ncpus);
 
 /* ---- reqcache.c: the request cache ------------------------------------ */
 

@@ -66,16 +66,6 @@
 #define WORKER_STACK (256 * 1024)  /* a system call and our bookkeeping */
 #endif
 
-struct ap_knobs ap_knobs = {
-	.max_threads = 20,        /* glibc's default */
-	.idle_ms = 1000,          /* glibc's default */
-	.max_queued = 1L << 20,
-	.fd_concurrency = 16,
-	.cache = 64,              /* glibc's aio_num default */
-	.fastpath = 1,
-	.runnable = 1,            /* set to the online CPUs at start-up */
-};
-
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t work;      /* idle workers wait here, CLOCK_MONOTONIC */
@@ -1003,57 +993,18 @@ void ap_fd_replaced(int fd, uint64_t gen)
 		cancel(fd, any_request, NULL, false, true, gen);
 }
 
-/* ---- knobs and stats --------------------------------------------------- */
-
-/* Every knob of aiopool_set and aiopool_get, indexed by its AIOPOOL_*
- * number: its environment variable (read once, at start-up), its range
- * and its variable. */
-static const struct knob_def {
-	const char *env;
-	long min, max;
-	long *val;
-} knob_defs[] = {
-	[AIOPOOL_MAX_THREADS] = { "AIOPOOL_THREADS", 1, 1024, &ap_knobs.max_threads },
-	[AIOPOOL_IDLE_MS] = { "AIOPOOL_IDLE_MS", -1, INT_MAX, &ap_knobs.idle_ms },
-	[AIOPOOL_MAX_QUEUED] = { "AIOPOOL_MAX_QUEUED", 1, 1L << 30, &ap_knobs.max_queued },
-	[AIOPOOL_FD_CONCURRENCY] = { "AIOPOOL_FD_CONCURRENCY", 1, 1024,
-	                             &ap_knobs.fd_concurrency },
-	[AIOPOOL_CACHE] = { "AIOPOOL_CACHE", 0, 1L << 20, &ap_knobs.cache },
-	[AIOPOOL_FASTPATH] = { "AIOPOOL_FASTPATH", 0, 1, &ap_knobs.fastpath },
-	[AIOPOOL_RUNNABLE] = { "AIOPOOL_RUNNABLE", 1, 1024, &ap_knobs.runnable },
-	[AIOPOOL_SYSCALL_SETUP] = { "AIOPOOL_SYSCALL_SETUP", 0, 1,
-	                            &ap_knobs.syscall_setup },
-};
-#define NKNOBS (int)(sizeof knob_defs / sizeof knob_defs[0])
-
-/* The knob numbered k, or NULL if there is none. */
-static const struct knob_def *knob_def(int k)
-{
-	return k >= 0 && k < NKNOBS && knob_defs[k].val ? &knob_defs[k] : NULL;
-}
-
-static bool knob_ok(int k, long v)
-{
-	const struct knob_def *d = knob_def(k);
-
-	return d && v >= d->min && v <= d->max;
-}
-
-static void knob_store(int k, long v)
-{
-	ap_store(knob_defs[k].val, v);
-}
+/* ---- knobs (knobs.c has their table) and stats --------------------------- */
 
 AP_EXPORT int aiopool_set(int k, long v)
 {
 	int spawn = 0;
 
-	if (!knob_ok(k, v)) {
+	if (!ap_knob_ok(k, v)) {
 		errno = EINVAL;
 		return -1;
 	}
 	ap_lock(&engine.lock);
-	knob_store(k, v);
+	ap_knob_store(k, v);
 	if (k == AIOPOOL_FD_CONCURRENCY)
 		ap_q_relimit(&engine.q, (int)v);
 	/* Idle workers look again: fewer threads, a new idle time. */
@@ -1068,17 +1019,6 @@ AP_EXPORT int aiopool_set(int k, long v)
 	if (k == AIOPOOL_CACHE)
 		ap_req_cache_trim();
 	return 0;
-}
-
-AP_EXPORT long aiopool_get(int k)
-{
-	const struct knob_def *d = knob_def(k);
-
-	if (!d) {
-		errno = EINVAL;
-		return -1;
-	}
-	return ap_load_relaxed(d->val);
 }
 
 AP_EXPORT int aiopool_stats(struct aiopool_stats *st, unsigned long size)
@@ -1194,25 +1134,6 @@ static void fork_child(void)
 			fork_hooks[i].child();
 }
 
-/* Sets knob k from its environment variable, if that holds a number in
- * its range (else the variable is ignored, as aiopool(7) says).
- * secure_getenv: a set-user-ID or otherwise privileged program is not
- * tuned by its caller's environment. */
-static void env_knob(int k)
-{
-	const char *s = secure_getenv(knob_defs[k].env);
-	char *end;
-	long v;
-
-	if (!s || !*s)
-		return;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || !knob_ok(k, v))
-		return;
-	knob_store(k, v);
-}
-
 __attribute__((constructor)) static void ap_init(void)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1221,10 +1142,7 @@ __attribute__((constructor)) static void ap_init(void)
 	ap_store_relaxed(&engine_pid, (pid_t)syscall(SYS_getpid));
 	init_lock();
 	init_cond();
-	knob_store(AIOPOOL_RUNNABLE, ap_ncpus);
-	for (int k = 0; k < NKNOBS; k++)
-		if (knob_def(k))
-			env_knob(k);
+	ap_knobs_init(ap_ncpus);
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
