@@ -1105,6 +1105,19 @@ static long getevents_masked(struct ap_ctx *ctx, long min_nr, long nr,
 	return got;
 }
 
+/* The checks every waiting call makes first, in the kernel's order: a
+ * readable timeout, then a live context, taken into *ctx (ctx_put it).
+ * 0 or -errno. */
+static int wait_begin(io_context_t handle, const struct timespec *timeout,
+		struct ap_ctx **ctx)
+{
+	if (timeout && bad_ptr(timeout, sizeof *timeout))
+		return -EFAULT;
+	if (!(*ctx = ctx_get(handle)))
+		return -EINVAL;
+	return 0;
+}
+
 static int getevents(io_context_t handle, long min_nr, long nr,
 		struct io_event *events, const struct timespec *timeout,
 		const sigset_t *mask)
@@ -1112,11 +1125,10 @@ static int getevents(io_context_t handle, long min_nr, long nr,
 	struct ap_ctx *ctx;
 	struct waitspec w;
 	long got = 0;
+	int err;
 
-	if (timeout && bad_ptr(timeout, sizeof *timeout))
-		return -EFAULT;
-	if (!(ctx = ctx_get(handle)))
-		return -EINVAL;
+	if ((err = wait_begin(handle, timeout, &ctx)) != 0)
+		return err;
 	if (min_nr < 0 || min_nr > nr) {
 		got = -EINVAL;
 		goto out;
@@ -1158,12 +1170,10 @@ static int la_queue_wait(io_context_t handle, struct timespec *timeout)
 {
 	struct ap_ctx *ctx;
 	struct waitspec w;
-	int ret = 0;
+	int ret;
 
-	if (timeout && bad_ptr(timeout, sizeof *timeout))
-		return -EFAULT;
-	if (!(ctx = ctx_get(handle)))
-		return -EINVAL;
+	if ((ret = wait_begin(handle, timeout, &ctx)) != 0)
+		return ret;
 	waitspec_init(&w, timeout);
 	for (;;) {
 		uint32_t seen = ap_chan_seq(&ctx->chan), head = ring_head(ctx);

@@ -624,6 +624,20 @@ struct ap_req *ap_q_pick(struct ap_queues *qs, int limit)
 	return r;
 }
 
+/* r has left q (done, or removed while queued): what it held back may
+ * start, q's place in the heap and its fd's bit in the order map follow,
+ * and an idle q may go. */
+static void left(struct ap_queues *qs, struct ap_fdq *q, struct ap_req *r,
+		int limit)
+{
+	r->q = NULL;
+	promote(q);
+	heap_fix(qs, q, limit);
+	if (!q->detached)
+		order_sync(qs, q->fd);
+	fdq_idle(qs, q);
+}
+
 void ap_q_done(struct ap_queues *qs, struct ap_req *r, int limit)
 {
 	struct ap_fdq *q = r->q;
@@ -632,12 +646,7 @@ void ap_q_done(struct ap_queues *qs, struct ap_req *r, int limit)
 	q->nrunning--;
 	qs->nrunning--;
 	deactivate(q, r);
-	r->q = NULL;
-	promote(q);
-	heap_fix(qs, q, limit);
-	if (!q->detached)
-		order_sync(qs, q->fd);
-	fdq_idle(qs, q);
+	left(qs, q, r, limit);
 }
 
 bool ap_q_remove(struct ap_queues *qs, struct ap_req *r, int limit)
@@ -653,14 +662,9 @@ bool ap_q_remove(struct ap_queues *qs, struct ap_req *r, int limit)
 		return false;
 	}
 	qs->nqueued--;
-	r->q = NULL;
 	/* What r held back may go now: cancelling a queued request never
 	 * stalls the requests behind it. */
-	promote(q);
-	heap_fix(qs, q, limit);
-	if (!q->detached)
-		order_sync(qs, q->fd);
-	fdq_idle(qs, q);
+	left(qs, q, r, limit);
 	return true;
 }
 
