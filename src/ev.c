@@ -40,6 +40,7 @@
 #include "aiopool.h"
 #include "aiopool/libaio.h"
 #include "aiopool-ev.h"
+#include "dlist.h"
 
 #if !EV_MULTIPLICITY
 #error "libaiopool-ev needs libev built with EV_MULTIPLICITY"
@@ -58,7 +59,7 @@ enum kind { K_IOCB = 1, K_AIOCB };
 
 struct req {
 	struct req *next;            /* backlog, ready, done stack, free list */
-	struct req *lnext, *lprev;   /* inflight list */
+	struct ap_dnode llink;       /* on inflight */
 	struct aiopool_ev *aev;
 	aiopool_ev_cb *cb;
 	void *data;
@@ -90,7 +91,7 @@ struct aiopool_ev {
 	int depth;                   /* callbacks being run (nesting) */
 	struct fifo backlog;
 	struct fifo ready;
-	struct req *inflight;
+	struct ap_dlist inflight;    /* of struct req, through llink */
 	struct req *done;            /* atomic: posix_done's stack */
 	unsigned tramp;              /* atomic */
 	struct req *free_list;
@@ -174,22 +175,13 @@ static struct req *fifo_pop(struct fifo *f)
 
 static void inflight_add(struct aiopool_ev *aev, struct req *r)
 {
-	r->lprev = NULL;
-	r->lnext = aev->inflight;
-	if (aev->inflight)
-		aev->inflight->lprev = r;
-	aev->inflight = r;
+	ap_dlist_push_back(&aev->inflight, &r->llink);
 	aev->ninflight++;
 }
 
 static void inflight_del(struct aiopool_ev *aev, struct req *r)
 {
-	if (r->lprev)
-		r->lprev->lnext = r->lnext;
-	else
-		aev->inflight = r->lnext;
-	if (r->lnext)
-		r->lnext->lprev = r->lprev;
+	ap_dlist_unlink(&aev->inflight, &r->llink);
 	aev->ninflight--;
 }
 
@@ -644,7 +636,7 @@ static void free_list(struct req *r)
 /* Cancels and waits for what is in flight, then frees everything. */
 static void teardown(struct aiopool_ev *aev)
 {
-	struct req *r, *next;
+	struct req *r;
 	int saved = errno;
 
 	/* libaio-style requests: io_destroy cancels what is queued (no
@@ -652,9 +644,11 @@ static void teardown(struct aiopool_ev *aev)
 	F.io_destroy(aev->ctx);
 	/* aiocbs: cancel what is queued; posix_done runs for every one,
 	 * cancelled or not, and the adapter lives until the last has. */
-	for (r = aev->inflight; r; r = r->lnext)
+	for (struct ap_dnode *n = aev->inflight.head; n; n = n->next) {
+		r = AP_DLIST_ENTRY(n, struct req, llink);
 		if (r->kind == K_AIOCB)
 			F.aio_cancel(r->aiocb->aio_fildes, r->aiocb);
+	}
 	while (__atomic_load_n(&aev->tramp, __ATOMIC_ACQUIRE) != 0) {
 		struct pollfd p = { .fd = aev->efd, .events = POLLIN };
 		uint64_t count;
@@ -665,8 +659,9 @@ static void teardown(struct aiopool_ev *aev)
 	}
 	/* The done stack's requests are on inflight too. */
 	__atomic_store_n(&aev->done, NULL, __ATOMIC_RELAXED);
-	for (r = aev->inflight; r; r = next) {
-		next = r->lnext;
+	for (struct ap_dnode *n = aev->inflight.head, *nn; n; n = nn) {
+		nn = n->next;
+		r = AP_DLIST_ENTRY(n, struct req, llink);
 		if (r->kind == K_AIOCB)
 			aiocb_result(r->aiocb);   /* take its result from aiopool */
 		free(r);

@@ -68,6 +68,8 @@
 #include <sys/uio.h>
 #include <time.h>
 
+#include "dlist.h"
+
 #define AP_HIDDEN __attribute__((visibility("hidden")))
 /* The structure of type `type' whose member `member' ptr points to: how a
  * front end finds its request from the engine's struct ap_req. */
@@ -164,7 +166,8 @@ struct ap_notify_node {
 struct ap_req {
 	size_t size;                  /* of the whole block (reqcache.c) */
 	/* Engine links, under engine.lock. */
-	struct ap_req *next, *prev;   /* in its fdq's blocked/ready/running list */
+	struct ap_dnode qlink;        /* on its fdq's blocked, ready or running
+	                                 list (queue.h) */
 	struct ap_fdq *q;
 	uint64_t seq;                 /* submission order */
 	int prio;                     /* higher runs first */
@@ -205,6 +208,17 @@ struct ap_req {
 
 	struct ap_req *notify_next;       /* notify.c's queue */
 };
+
+/* The request whose qlink n is, or NULL; the next one on its list. */
+static inline struct ap_req *ap_req_of(const struct ap_dnode *n)
+{
+	return n ? AP_DLIST_ENTRY(n, struct ap_req, qlink) : NULL;
+}
+
+static inline struct ap_req *ap_req_next(const struct ap_req *r)
+{
+	return ap_req_of(r->qlink.next);
+}
 
 /* ---- pool.c: the engine ------------------------------------------------ */
 

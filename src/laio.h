@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "aiopool/libaio.h"
+#include "dlist.h"
 #include "internal.h"
 
 /* ---- ownfd.c: aiopool's own descriptors --------------------------------- *
@@ -83,7 +84,7 @@ struct la_req {
 	bool poll_own;                /* POLL: r.fd is our duplicate */
 	short poll_events;
 	/* Under poller.lock, while the POLL waits in the poller. */
-	struct la_req *pnext, *pprev;
+	struct ap_dnode plink;
 	uint64_t round;               /* the poll() round it was last in */
 	size_t slot;                  /* its pollfd in that round */
 };

@@ -167,7 +167,7 @@ static bool bad_zero_out(void *p)
 #define CTX_DEAD (1u << 31)
 
 struct pwaiter {
-	struct pwaiter *next, *prev;
+	struct ap_dnode link;         /* on ctx->pw, under ctx->lock */
 	struct wakepipe pipe;         /* written by ctx_wake, under ctx->lock */
 };
 
@@ -186,7 +186,7 @@ struct ap_ctx {
 	struct ap_chan chan;          /* io_getevents waiters */
 	pthread_mutex_t ring_lock;    /* innermost: events, head and tail */
 	pthread_mutex_t lock;         /* pw, spare */
-	struct pwaiter *pw;
+	struct ap_dlist pw;           /* of struct pwaiter, through link */
 	struct wakepipe spare;        /* the last masked waiter's pipe */
 };
 
@@ -294,8 +294,8 @@ static void ctx_wake(struct ap_ctx *ctx)
 	ap_chan_wake(&ctx->chan);   /* a full barrier: then look at npw */
 	if (__atomic_load_n(&ctx->npw, __ATOMIC_SEQ_CST)) {
 		ap_lock(&ctx->lock);
-		for (struct pwaiter *w = ctx->pw; w; w = w->next)
-			ap_wake_signal(&w->pipe);
+		for (struct ap_dnode *n = ctx->pw.head; n; n = n->next)
+			ap_wake_signal(&AP_DLIST_ENTRY(n, struct pwaiter, link)->pipe);
 		ap_unlock(&ctx->lock);
 	}
 }
@@ -991,12 +991,7 @@ static void pwaiter_open(struct ap_ctx *ctx, struct pwaiter *me)
 static void pwaiter_close(struct ap_ctx *ctx, struct pwaiter *me)
 {
 	ap_lock(&ctx->lock);
-	if (me->prev)
-		me->prev->next = me->next;
-	else
-		ctx->pw = me->next;
-	if (me->next)
-		me->next->prev = me->prev;
+	ap_dlist_unlink(&ctx->pw, &me->link);
 	__atomic_sub_fetch(&ctx->npw, 1, __ATOMIC_SEQ_CST);
 	if (ctx->spare.rfd < 0 && !ap_ctx_dead(ctx)) {
 		ctx->spare = me->pipe;
@@ -1094,10 +1089,7 @@ static long getevents_masked(struct ap_ctx *ctx, long min_nr, long nr,
 
 	pwaiter_open(ctx, &me);
 	ap_lock(&ctx->lock);
-	me.next = ctx->pw;
-	if (ctx->pw)
-		ctx->pw->prev = &me;
-	ctx->pw = &me;
+	ap_dlist_push_back(&ctx->pw, &me.link);
 	__atomic_add_fetch(&ctx->npw, 1, __ATOMIC_SEQ_CST);
 	ap_unlock(&ctx->lock);
 	got = reap_wait(ctx, min_nr, nr, events, w, &me, mask);

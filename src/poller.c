@@ -4,7 +4,7 @@
  * at submission, or here, through ap_complete_unqueued.
  *
  * Owns `poller` below (its list of waiting requests, linked through their
- * la_req's pnext/pprev; the round; the wake-up pipe; whether the thread
+ * la_req's plink; the round; the wake-up pipe; whether the thread
  * runs) and, for each waiting request, its links, round and slot: all
  * under poller.lock.  poller.lock is taken alone, never across an engine
  * call; under it no request's I/O and no user code runs, only work on the
@@ -12,8 +12,8 @@
  * order, and fork's exception: libaio's prepare hook takes it after
  * reg.lock).
  *
- * A waiting POLL request is on poller.head's list, through its own links
- * (la_req.pnext, pprev).  For each round of poll() the thread notes in the
+ * A waiting POLL request is on poller.list, through its own link
+ * (la_req.plink).  For each round of poll() the thread notes in the
  * requests it polls the round number (la_req.round) and their slot
  * (la_req.slot): after poll() returns it looks only at requests still on
  * the list and polled in this round, so a request cancelled meanwhile is
@@ -45,39 +45,36 @@
 
 static struct {
 	pthread_mutex_t lock;
-	struct la_req *head, *tail;
+	struct ap_dlist list;   /* of la_req, through plink */
 	size_t n;
 	uint64_t round;
 	struct wakepipe wake;  /* the list changed */
 	bool started;
 } poller = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = { -1, -1, { 0, 0 } } };
 
+/* The request whose plink n is, or NULL. */
+static struct la_req *poll_entry(struct ap_dnode *n)
+{
+	return n ? AP_DLIST_ENTRY(n, struct la_req, plink) : NULL;
+}
+
+static struct la_req *poll_next(const struct la_req *l)
+{
+	return poll_entry(l->plink.next);
+}
+
 /* Under poller.lock. */
 static void poll_link(struct la_req *l)
 {
 	l->round = 0;
-	l->pnext = NULL;
-	l->pprev = poller.tail;
-	if (poller.tail)
-		poller.tail->pnext = l;
-	else
-		poller.head = l;
-	poller.tail = l;
+	ap_dlist_push_back(&poller.list, &l->plink);
 	poller.n++;
 }
 
 /* Under poller.lock. */
 static void poll_unlink(struct la_req *l)
 {
-	if (l->pprev)
-		l->pprev->pnext = l->pnext;
-	else
-		poller.head = l->pnext;
-	if (l->pnext)
-		l->pnext->pprev = l->pprev;
-	else
-		poller.tail = l->pprev;
-	l->pnext = l->pprev = NULL;
+	ap_dlist_unlink(&poller.list, &l->plink);
 	poller.n--;
 }
 
@@ -119,8 +116,8 @@ static size_t poller_fill(struct pollfd *pfd, size_t cap, uint64_t round,
 		ap_wake_open(&poller.wake);
 	}
 	pfd[0] = (struct pollfd){ poller.wake.rfd, POLLIN, 0 };
-	for (l = poller.head; l && n < cap; l = next) {
-		next = l->pnext;
+	for (l = poll_entry(poller.list.head); l && n < cap; l = next) {
+		next = poll_next(l);
 		if (!poll_fd_ok(l)) {
 			poll_done_locked(l, -1, ECANCELED, donep);
 			continue;
@@ -139,8 +136,8 @@ static void poller_collect(const struct pollfd *pfd, uint64_t round,
 {
 	struct la_req *l, *next;
 
-	for (l = poller.head; l; l = next) {
-		next = l->pnext;
+	for (l = poll_entry(poller.list.head); l; l = next) {
+		next = poll_next(l);
 		if (l->round != round || !pfd[l->slot].revents)
 			continue;
 		if (poll_fd_ok(l))
@@ -295,8 +292,8 @@ int ap_poll_cancel(struct ap_ctx *ctx, struct iocb *iocb, void **data)
 	int n = 0;
 
 	ap_lock(&poller.lock);
-	for (l = poller.head; l; l = next) {
-		next = l->pnext;
+	for (l = poll_entry(poller.list.head); l; l = next) {
+		next = poll_next(l);
 		if (l->ctx != ctx || (iocb && l->iocb != iocb))
 			continue;
 		poll_unlink(l);
@@ -337,9 +334,9 @@ void ap_poller_unlock(void)
 void ap_poller_atfork_child(void)
 {
 	ap_wake_close(&poller.wake);   /* shared with the parent's poller */
-	for (struct la_req *l = poller.head; l; l = l->pnext)
+	for (struct la_req *l = poll_entry(poller.list.head); l; l = poll_next(l))
 		ap_poll_drop_fd(l);     /* the parent's requests' duplicates */
-	poller.head = poller.tail = NULL;
+	poller.list = (struct ap_dlist){ NULL, NULL };
 	poller.n = 0;
 	poller.started = false;
 	ap_unlock(&poller.lock);   /* this thread took it: the count drops */

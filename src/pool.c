@@ -631,8 +631,9 @@ static bool still_queued(const struct ap_fdq *q, const struct ap_req *r,
 		uint64_t seq)
 {
 	for (int i = 0; i < 2; i++)
-		for (const struct ap_req *x = i ? q->ready.head : q->blocked.head;
-		     x; x = x->next)
+		for (const struct ap_req *x = ap_req_of(i ? q->ready.head :
+		                                                q->blocked.head);
+		     x; x = ap_req_next(x))
 			if (x == r && x->seq == seq)
 				return true;
 	return false;
@@ -851,7 +852,7 @@ bad_fd:
 static void collect(struct ap_req *first, bool (*match)(const struct ap_req *, void *),
 		void *arg, struct ap_req **out, int *n)
 {
-	for (struct ap_req *r = first; r; r = r->next)
+	for (struct ap_req *r = first; r; r = ap_req_next(r))
 		if (match(r, arg)) {
 			r->notify_next = *out;
 			*out = r;
@@ -897,9 +898,9 @@ static struct ap_cancel_result cancel(int fd,
 		int dummy = 0;
 		if (!q)
 			continue;
-		collect(q->blocked.head, match, arg, &victims, &dummy);
-		collect(q->ready.head, match, arg, &victims, &dummy);
-		for (r = q->running.head; r; r = r->next)
+		collect(ap_req_of(q->blocked.head), match, arg, &victims, &dummy);
+		collect(ap_req_of(q->ready.head), match, arg, &victims, &dummy);
+		for (r = ap_req_of(q->running.head); r; r = ap_req_next(r))
 			res.running += match(r, arg);
 	}
 	for (r = victims; r; r = next) {

@@ -39,37 +39,14 @@
 
 /* ---- lists ------------------------------------------------------------- */
 
-static void list_unlink(struct ap_list *l, struct ap_req *r)
+static void list_unlink(struct ap_dlist *l, struct ap_req *r)
 {
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		l->head = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	else
-		l->tail = r->prev;
-	r->next = r->prev = NULL;
+	ap_dlist_unlink(l, &r->qlink);
 }
 
-static void list_insert_after(struct ap_list *l, struct ap_req *pos,
-		struct ap_req *r)
+static void list_append(struct ap_dlist *l, struct ap_req *r)
 {
-	r->prev = pos;
-	r->next = pos ? pos->next : l->head;
-	if (r->next)
-		r->next->prev = r;
-	else
-		l->tail = r;
-	if (pos)
-		pos->next = r;
-	else
-		l->head = r;
-}
-
-static void list_append(struct ap_list *l, struct ap_req *r)
-{
-	list_insert_after(l, l->tail, r);
+	ap_dlist_push_back(l, &r->qlink);
 }
 
 /* ---- fds ------------------------------------------------------------- */
@@ -210,7 +187,8 @@ bool ap_q_may_bypass(const struct ap_fdq *q)
 /* Is a's best ready request to run before b's? */
 static bool heap_before(const struct ap_fdq *a, const struct ap_fdq *b)
 {
-	const struct ap_req *x = a->ready.head, *y = b->ready.head;
+	const struct ap_req *x = ap_req_of(a->ready.head);
+	const struct ap_req *y = ap_req_of(b->ready.head);
 
 	if (x->prio != y->prio)
 		return x->prio > y->prio;
@@ -523,12 +501,7 @@ static void fdq_free_if_done(struct ap_queues *qs, struct ap_fdq *q)
 {
 	if (!q->detached || q->blocked.head || q->ready.head || q->running.head)
 		return;
-	if (q->dprev)
-		q->dprev->dnext = q->dnext;
-	else
-		qs->detached = q->dnext;
-	if (q->dnext)
-		q->dnext->dprev = q->dprev;
+	ap_dlist_unlink(&qs->detached, &q->dlink);
 	qs->nfdq--;
 	q->next_dead = qs->dead;
 	qs->dead = q;
@@ -551,13 +524,13 @@ static void fdq_idle(struct ap_queues *qs, struct ap_fdq *q)
 
 static void activate(struct ap_fdq *q, struct ap_req *r)
 {
-	struct ap_req *pos = q->ready.tail;
+	struct ap_req *pos = ap_req_of(q->ready.tail);
 
 	/* Newer than everything ready (blocked requests are never passed), so
 	 * it goes after every request of equal or higher priority. */
 	while (pos && pos->prio < r->prio)
-		pos = pos->prev;
-	list_insert_after(&q->ready, pos, r);
+		pos = ap_req_of(pos->qlink.prev);
+	ap_dlist_insert_after(&q->ready, pos ? &pos->qlink : NULL, &r->qlink);
 	r->state = AP_ST_READY;
 	q->nactive++;
 	if (ap_op_syncs(r->op))
@@ -583,7 +556,7 @@ static void promote(struct ap_fdq *q)
 {
 	struct ap_req *r;
 
-	while ((r = q->blocked.head) && may_activate(q, r)) {
+	while ((r = ap_req_of(q->blocked.head)) && may_activate(q, r)) {
 		list_unlink(&q->blocked, r);
 		activate(q, r);
 	}
@@ -613,7 +586,7 @@ struct ap_req *ap_q_pick(struct ap_queues *qs, int limit)
 	if (!qs->nheap)
 		return NULL;
 	q = qs->heap[0];
-	r = q->ready.head;
+	r = ap_req_of(q->ready.head);
 	list_unlink(&q->ready, r);
 	list_append(&q->running, r);
 	r->state = AP_ST_RUNNING;
@@ -678,11 +651,7 @@ void ap_q_detach(struct ap_queues *qs, int fd)
 	map_set(fd, false);
 	order_sync(qs, fd);
 	q->detached = true;
-	q->dprev = NULL;
-	q->dnext = qs->detached;
-	if (q->dnext)
-		q->dnext->dprev = q;
-	qs->detached = q;
+	ap_dlist_push_back(&qs->detached, &q->dlink);
 	fdq_free_if_done(qs, q);   /* to qs->dead if idle: nothing is freed */
 }
 
@@ -696,14 +665,14 @@ void ap_q_relimit(struct ap_queues *qs, int limit)
 /* Hands q's requests to orphan(), closes its pinned descriptor, frees q. */
 static void fdq_orphan(struct ap_fdq *q, void (*orphan)(struct ap_req *r))
 {
-	struct ap_list *lists[3] = { &q->blocked, &q->ready, &q->running };
+	struct ap_dlist *lists[3] = { &q->blocked, &q->ready, &q->running };
 
 	for (int i = 0; i < 3; i++) {
 		struct ap_req *r, *next;
-		for (r = lists[i]->head; r; r = next) {
-			next = r->next;
+		for (r = ap_req_of(lists[i]->head); r; r = next) {
+			next = ap_req_next(r);
 			r->q = NULL;
-			r->next = r->prev = NULL;
+			r->qlink = (struct ap_dnode){ NULL, NULL };
 			orphan(r);
 		}
 	}
@@ -714,7 +683,7 @@ static void fdq_orphan(struct ap_fdq *q, void (*orphan)(struct ap_req *r))
 
 void ap_q_reset(struct ap_queues *qs, void (*orphan)(struct ap_req *r))
 {
-	struct ap_fdq *q, *next;
+	struct ap_dnode *n, *next;
 
 	for (int fd = 0; fd < qs->nfds; fd++)
 		if (qs->fds[fd]) {
@@ -725,9 +694,9 @@ void ap_q_reset(struct ap_queues *qs, void (*orphan)(struct ap_req *r))
 		}
 	/* A request still running when its fd was closed is in no table
 	 * slot, but the parent's worker for it is not here either. */
-	for (q = qs->detached; q; q = next) {
-		next = q->dnext;
-		fdq_orphan(q, orphan);
+	for (n = qs->detached.head; n; n = next) {
+		next = n->next;   /* fdq_orphan frees the fdq */
+		fdq_orphan(AP_DLIST_ENTRY(n, struct ap_fdq, dlink), orphan);
 	}
 	ap_q_bury(qs->dead);
 	free(qs->fds);

@@ -9,10 +9,6 @@
 
 #include "internal.h"
 
-struct ap_list {
-	struct ap_req *head, *tail;
-};
-
 /* How an fd is treated: what its file type decides, which cannot change
  * for one file.  Its flags (O_APPEND, O_DIRECT, O_SYNC) can, and are
  * looked at per request (struct ap_req's append, direct, sync). */
@@ -54,7 +50,7 @@ struct ap_fdq {
 	struct ap_fdid id;       /* what fd named when pfd was made */
 	uint64_t gen;            /* unique among all fdqs ever made */
 	struct ap_fdkind kind;
-	struct ap_list blocked, ready, running;
+	struct ap_dlist blocked, ready, running;  /* of ap_req, qlink */
 	unsigned nactive;        /* ready + running */
 	unsigned nrunning;
 	unsigned nactive_writes; /* ready + running writes */
@@ -63,7 +59,7 @@ struct ap_fdq {
 	bool detached;           /* its fd was closed: no longer in fds */
 	int heap_idx;            /* index in the run heap, -1 if not in it */
 	struct ap_fdq *next_dead;/* in ap_queues.dead */
-	struct ap_fdq *dnext, *dprev; /* in ap_queues.detached, once detached */
+	struct ap_dnode dlink;   /* on ap_queues.detached, once detached */
 };
 
 struct ap_queues {
@@ -73,8 +69,9 @@ struct ap_queues {
 	int nheap, heapcap;      /* nheap is stored atomically: read unlocked
 	                            by spinning workers (ap_q_work_hint) */
 	int nfdq;                /* fdqs in fds or in detached */
-	struct ap_fdq *detached; /* fdqs taken out of fds, until freed: a fork
-	                            child finds their requests here */
+	struct ap_dlist detached; /* of fdqs (dlink) taken out of fds, until
+	                             freed: a fork child finds their requests
+	                             here */
 	uint64_t seq;
 	unsigned long nqueued;   /* blocked + ready, all fds */
 	unsigned long nrunning;

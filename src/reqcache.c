@@ -22,14 +22,14 @@ static struct {
 	pthread_mutex_t lock;
 	struct {
 		size_t size;        /* 0: a free slot */
-		struct ap_req *head;
+		struct ap_dnode *head;  /* through qlink.next */
 	} list[CACHE_SIZES];
 	long n;                 /* blocks kept, on all lists */
 } cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* Under cache.lock: the list of blocks of `size', or NULL; with `take',
  * a free slot becomes that list. */
-static struct ap_req **list_of(size_t size, bool take)
+static struct ap_dnode **list_of(size_t size, bool take)
 {
 	for (int i = 0; i < CACHE_SIZES; i++)
 		if (cache.list[i].size == size)
@@ -44,11 +44,12 @@ static struct ap_req **list_of(size_t size, bool take)
 
 struct ap_req *ap_req_alloc(size_t size)
 {
-	struct ap_req *r = NULL, **l;
+	struct ap_req *r = NULL;
+	struct ap_dnode **l;
 
 	ap_lock(&cache.lock);
-	if ((l = list_of(size, false)) && (r = *l)) {
-		*l = r->next;
+	if ((l = list_of(size, false)) && (r = ap_req_of(*l))) {
+		*l = r->qlink.next;
 		cache.n--;
 	}
 	ap_unlock(&cache.lock);
@@ -61,13 +62,13 @@ struct ap_req *ap_req_alloc(size_t size)
 
 void ap_req_free(struct ap_req *r)
 {
-	struct ap_req **l;
+	struct ap_dnode **l;
 
 	ap_lock(&cache.lock);
 	if (cache.n < ap_load_relaxed(&ap_knobs.cache) &&
 	    (l = list_of(r->size, true))) {
-		r->next = *l;
-		*l = r;
+		r->qlink.next = *l;
+		*l = &r->qlink;
 		cache.n++;
 		r = NULL;
 	}
@@ -77,24 +78,24 @@ void ap_req_free(struct ap_req *r)
 
 void ap_req_cache_trim(void)
 {
-	struct ap_req *drop = NULL;
+	struct ap_dnode *drop = NULL;
 
 	ap_lock(&cache.lock);
 	for (int i = 0; i < CACHE_SIZES; i++)
 		while (cache.n > ap_load_relaxed(&ap_knobs.cache) &&
 		       cache.list[i].head) {
-			struct ap_req *r = cache.list[i].head;
+			struct ap_dnode *n = cache.list[i].head;
 
-			cache.list[i].head = r->next;
+			cache.list[i].head = n->next;
 			cache.n--;
-			r->next = drop;
-			drop = r;
+			n->next = drop;
+			drop = n;
 		}
 	ap_unlock(&cache.lock);
 	while (drop) {
-		struct ap_req *r = drop;
+		struct ap_req *r = ap_req_of(drop);
 
-		drop = r->next;
+		drop = drop->next;
 		free(r);
 	}
 }
