@@ -19,10 +19,10 @@
  *   exitstats.c  AIOPOOL_STATS: the stats line at exit and _exit
  *
  * Locks.  Every lock of aiopool's, by its name in the code:
- *   reg.lock          libaio.c  the context registry (a rwlock)
+ *   reg.lock          ctx.c     the context registry (a rwlock)
  *   poller.lock       poller.c  the POLL poller's list and wake-up pipe
  *   ctx->lock         libaio.c  a context's io_pgetevents waiters
- *   ctx->ring_lock    libaio.c  a context's ring
+ *   ctx->ring_lock    ctx.c     a context's ring (written in aio_finish)
  *   pin_lock          pool.c    making an fd queue, pinning its file
  *   engine.lock       pool.c    the engine; guards queue.c's state too
  *   cache.lock        reqcache.c the request cache
@@ -34,12 +34,14 @@
  * above it here, never the other way round:
  *   pin_lock
  *     -> engine.lock
- *       -> ctx->ring_lock, taken inside ops->finish (aio_finish), the
- *          innermost lock of all (ops->finish also runs without
- *          engine.lock, for requests never queued; readers of the ring
- *          take it alone).
- *   reg.lock, poller.lock and ctx->lock are taken alone: never two at
- *   once, never across an engine call.  np.lock and cache.lock are
+ *       -> a front end's finish lock: the one lock ops->finish may take,
+ *          a leaf of the front end's own (libaio's ctx->ring_lock, in
+ *          aio_finish).  ops->finish also runs without engine.lock, for
+ *          requests never queued; the front end takes it alone elsewhere
+ *          (readers of the ring).
+ *   Every other lock of a front end is taken alone, never across an
+ *   engine call (libaio's reg.lock, poller.lock and ctx->lock: never two
+ *   at once).  np.lock and cache.lock are
  *   leaves, taken alone.  No I/O system call, notification or user code
  *   runs under engine.lock (pthread_cond_* waits on it).
  *

@@ -1,6 +1,6 @@
-/* laio.h: what the libaio front end's files share (libaio.c: the API,
- * contexts and rings; poller.c: the POLL poller; ownfd.c: the front end's
- * own descriptors).  Nothing here is the engine's: its API is internal.h.
+/* laio.h: what the libaio front end's files share (libaio.c: the API and
+ * its checks; ctx.c: contexts and their rings; poller.c: the POLL poller;
+ * ownfd.c: the front end's own descriptors).  Nothing here is the engine's: its API is internal.h.
  * Locks: see internal.h (reg.lock, poller.lock, ctx->lock, ctx->ring_lock).
  */
 #ifndef AIOPOOL_LAIO_H
@@ -59,11 +59,86 @@ AP_HIDDEN bool ap_wake_drain(const struct wakepipe *w);
 /* Closes the ends still ours, forgets the others; *w becomes none. */
 AP_HIDDEN void ap_wake_close(struct wakepipe *w);
 
-/* ---- libaio.c: requests and contexts ------------------------------------ */
+/* ---- ctx.c: contexts and their rings ----------------------------------- */
 
-struct ap_ctx;  /* one io_context_t (libaio.c) */
+/* The kernel's struct aio_ring. */
+struct aio_ring {
+	unsigned id;
+	unsigned nr;
+	unsigned head;          /* written by the program or under ring_lock */
+	unsigned tail;
+	unsigned magic;
+	unsigned compat_features;
+	unsigned incompat_features;
+	unsigned header_length;
+	struct io_event io_events[];
+};
+_Static_assert(sizeof(struct aio_ring) == 32, "the ring header is 32 bytes");
+#define AIO_RING_MAGIC 0xa10a10a1u
+
+#define CTX_DEAD (1u << 31)
+
+struct pwaiter {
+	struct ap_dnode link;         /* on ctx->pw, under ctx->lock */
+	struct wakepipe pipe;         /* written by ap_ctx_wake, under ctx->lock */
+};
+
+struct ap_ctx {
+	struct ap_ctx *hnext;         /* registry chain, under reg.lock */
+	struct aio_ring *ring;        /* == the handle */
+	uint32_t nr;                  /* ring slots (ring->nr may be scribbled) */
+	uint32_t nevents;             /* io_setup's nr */
+	uint32_t refs;                /* CTX_DEAD | calls and requests using it */
+	uint32_t npw;                 /* io_pgetevents waiters */
+	/* Monotonic counts: accepted requests (less those that ended without
+	 * an event), and events pushed into the ring.  reserved - pushed is
+	 * what is in flight; pushed % nr is the ring's tail. */
+	uint64_t reserved;
+	uint64_t pushed;              /* written under ring_lock */
+	struct ap_chan chan;          /* io_getevents waiters */
+	pthread_mutex_t ring_lock;    /* innermost: events, head and tail */
+	pthread_mutex_t lock;         /* pw, spare */
+	struct ap_dlist pw;           /* of struct pwaiter, through link */
+	struct wakepipe spare;        /* the last masked waiter's pipe */
+};
+
+#define RING_OFFSET ((sizeof(struct ap_ctx) + 63) & ~(size_t)63)
+
+/* The live context of a handle, with a reference; NULL if there is none. */
+AP_HIDDEN struct ap_ctx *ap_ctx_get(io_context_t handle);
+/* Drops a reference; ctx may be freed as soon as this returns. */
+AP_HIDDEN void ap_ctx_put(struct ap_ctx *ctx);
 /* Has io_destroy begun on ctx (no request may join it any more)? */
 AP_HIDDEN bool ap_ctx_dead(struct ap_ctx *ctx);
+/* Wakes everyone waiting on ctx for an event (or for its death). */
+AP_HIDDEN void ap_ctx_wake(struct ap_ctx *ctx);
+/* The ring's head as the program left it, reduced into the ring. */
+AP_HIDDEN uint32_t ap_ring_head(struct ap_ctx *ctx);
+/* Events in the ring not yet reaped, given its head (ap_ring_head) and
+ * then the count of events pushed. */
+AP_HIDDEN uint32_t ap_ring_used(const struct ap_ctx *ctx, uint32_t head,
+		uint64_t pushed);
+/* Requests accepted and not yet reaped: in flight plus in the ring. */
+AP_HIDDEN uint64_t ap_ctx_outstanding(struct ap_ctx *ctx);
+/* Takes a slot for one more request: false when the ring has no room. */
+AP_HIDDEN bool ap_ctx_reserve(struct ap_ctx *ctx);
+/* A reserved request ends without an event (refused, or cancelled). */
+AP_HIDDEN void ap_ctx_unreserve(struct ap_ctx *ctx);
+/* Copies up to nr events out of the ring, oldest first: how many. */
+AP_HIDDEN long ap_ring_reap(struct ap_ctx *ctx, struct io_event *ev, long nr);
+/* io_setup: gives ctx (its ring set up) an id and a place in the
+ * registry.  false if out of memory. */
+AP_HIDDEN bool ap_ctx_register(struct ap_ctx *ctx);
+/* io_destroy: takes handle's context out of the registry and marks it
+ * dead; NULL if there is none (never was, or destroyed already). */
+AP_HIDDEN struct ap_ctx *ap_ctx_unregister(io_context_t handle);
+/* io_destroy: waits until no call and no request uses the dead ctx. */
+AP_HIDDEN void ap_ctx_wait_unused(struct ap_ctx *ctx);
+/* fork: libaio's prepare hook takes reg.lock first; the parent releases
+ * it; the child forgets the parent's contexts. */
+AP_HIDDEN void ap_reg_lock(void);
+AP_HIDDEN void ap_reg_unlock(void);
+AP_HIDDEN void ap_reg_atfork_child(void);
 
 /* A libaio request: the engine's, and what the front end keeps of its
  * iocb.  A POLL is never handed to the engine: the poller below waits for

@@ -2,28 +2,25 @@
  * the same engine and queues as the POSIX front end.
  *
  * Owns:
- *   reg      the registry of live contexts, a hash table keyed by handle,
- *            guarded by reg.lock (a rwlock).  Every call validates its
- *            handle here before touching anything, so a garbage, destroyed
- *            or foreign handle gives -EINVAL without being dereferenced.
  *   each struct la_req (laio.h): a request, the engine's struct ap_req
  *            first, then its context, iocb, RESFD duplicate and, for a
  *            POLL, what it polls (a waiting POLL is poller.c's).
- *   each struct ap_ctx: its ring (ring_lock), its io_pgetevents waiters
- *            and their spare wake-up pipe (lock), and atomics: refs,
- *            reserved, pushed.
+ *   each struct ap_ctx (laio.h, registered by ctx.c): the io_getevents
+ *            and io_pgetevents waiters (its lock: the masked waiters and
+ *            their spare wake-up pipe); its ring and counts are ctx.c's.
  *   the descriptors the front end keeps: the masked waiters' wake-up
  *            pipes and a RESFD eventfd's duplicate (per request), made and
  *            checked before every use by ownfd.c; none is needed for a
  *            call to succeed but the RESFD duplicate.
  *   max_nr   fs.aio-max-nr, written once by the constructor.
  *
- * The POLL poller is in poller.c, the front end's own descriptors in
- * ownfd.c; laio.h has what the three files share.
+ * The registry and the rings are in ctx.c, the POLL poller in poller.c,
+ * the front end's own descriptors in ownfd.c; laio.h has what the four
+ * files share.
  *
  * Locks (their order, and fork's exception to it, are in internal.h):
- * reg.lock and a context's lock are never held across an engine call, nor
- * together; fork's prepare handler takes reg.lock, then poller.c's
+ * A context's lock is never held across an engine call, nor with another
+ * lock; fork's prepare handler takes ctx.c's reg.lock, then poller.c's
  * poller.lock.  Under a context's lock no request's I/O and no user code
  * runs, only work on the front end's own descriptors (fstat, a wake-up
  * pipe's byte written or drained, a wake-up pipe made or closed).  ring_lock
@@ -38,7 +35,7 @@
  * nr_events + 1 slots: room for nr_events events in flight or unreaped.
  * Room is counted as the requests in flight (accepted, event not yet in
  * the ring) plus the events between head and tail, head as the program
- * left it (see ctx_reserve).
+ * left it (see ap_ctx_reserve).
  *
  * Lifetime: refs counts the calls using a context and the requests it has
  * in flight (until their notify has run); io_destroy takes the context out
@@ -115,19 +112,6 @@ _Static_assert(offsetof(struct io_event, obj) == 8 &&
 #define IOCB_RESFD  (1u << 0)   /* IOCB_FLAG_RESFD */
 #define IOCB_IOPRIO (1u << 1)   /* IOCB_FLAG_IOPRIO */
 
-/* The kernel's struct aio_ring. */
-struct aio_ring {
-	unsigned id;
-	unsigned nr;
-	unsigned head;          /* written by the program or under ring_lock */
-	unsigned tail;
-	unsigned magic;
-	unsigned compat_features;
-	unsigned incompat_features;
-	unsigned header_length;
-	struct io_event io_events[];
-};
-_Static_assert(sizeof(struct aio_ring) == 32, "the ring header is 32 bytes");
 
 #define AIO_RING_MAGIC 0xa10a10a1u
 #define MAX_EVENTS 4194304u      /* the kernel's bound on nr_events */
@@ -162,233 +146,6 @@ static bool bad_zero_out(void *p)
 	return syscall(SYS_select, 64, p, NULL, NULL, &zero) < 0 && errno == EFAULT;
 }
 
-/* ---- contexts and the registry ------------------------------------------- */
-
-#define CTX_DEAD (1u << 31)
-
-struct pwaiter {
-	struct ap_dnode link;         /* on ctx->pw, under ctx->lock */
-	struct wakepipe pipe;         /* written by ctx_wake, under ctx->lock */
-};
-
-struct ap_ctx {
-	struct ap_ctx *hnext;         /* registry chain, under reg.lock */
-	struct aio_ring *ring;        /* == the handle */
-	uint32_t nr;                  /* ring slots (ring->nr may be scribbled) */
-	uint32_t nevents;             /* io_setup's nr */
-	uint32_t refs;                /* CTX_DEAD | calls and requests using it */
-	uint32_t npw;                 /* io_pgetevents waiters */
-	/* Monotonic counts: accepted requests (less those that ended without
-	 * an event), and events pushed into the ring.  reserved - pushed is
-	 * what is in flight; pushed % nr is the ring's tail. */
-	uint64_t reserved;
-	uint64_t pushed;              /* written under ring_lock */
-	struct ap_chan chan;          /* io_getevents waiters */
-	pthread_mutex_t ring_lock;    /* innermost: events, head and tail */
-	pthread_mutex_t lock;         /* pw, spare */
-	struct ap_dlist pw;           /* of struct pwaiter, through link */
-	struct wakepipe spare;        /* the last masked waiter's pipe */
-};
-
-#define RING_OFFSET ((sizeof(struct ap_ctx) + 63) & ~(size_t)63)
-
-static struct {
-	pthread_rwlock_t lock;
-	struct ap_ctx **tab;
-	unsigned bits;                /* tab has 1 << bits chains, or none */
-	size_t n;
-	unsigned next_id;
-} reg = {
-	/* Lookups are many and short; io_setup, io_destroy and fork must not
-	 * starve behind them. */
-#ifdef PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP
-	.lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP,
-#else
-	.lock = PTHREAD_RWLOCK_INITIALIZER,
-#endif
-};
-
-/* io_destroy waits here for a dead context's references to drop. */
-static struct ap_chan destroy_chan;
-
-static size_t reg_hash(const void *handle, unsigned bits)
-{
-	uint64_t h = (uint64_t)(uintptr_t)handle >> 6;
-
-	return (size_t)((h * 0x9e3779b97f4a7c15ULL) >> (64 - bits));
-}
-
-/* Under reg.lock. */
-static struct ap_ctx **reg_slot(const void *handle)
-{
-	struct ap_ctx **p;
-
-	if (!reg.tab)
-		return NULL;
-	for (p = &reg.tab[reg_hash(handle, reg.bits)]; *p; p = &(*p)->hnext)
-		if ((void *)(*p)->ring == handle)
-			return p;
-	return NULL;
-}
-
-/* Under reg.lock (write): one more context.  false on ENOMEM. */
-static bool reg_insert(struct ap_ctx *ctx)
-{
-	if (reg.n + 1 > ((size_t)1 << reg.bits) || !reg.tab) {
-		unsigned bits = reg.tab ? reg.bits + 1 : 6;
-		struct ap_ctx **tab = calloc((size_t)1 << bits, sizeof *tab);
-
-		if (!tab)
-			return false;
-		for (size_t i = 0; reg.tab && i < ((size_t)1 << reg.bits); i++) {
-			struct ap_ctx *c, *next;
-			for (c = reg.tab[i]; c; c = next) {
-				size_t h = reg_hash(c->ring, bits);
-				next = c->hnext;
-				c->hnext = tab[h];
-				tab[h] = c;
-			}
-		}
-		free(reg.tab);
-		reg.tab = tab;
-		reg.bits = bits;
-	}
-	size_t h = reg_hash(ctx->ring, reg.bits);
-	ctx->hnext = reg.tab[h];
-	reg.tab[h] = ctx;
-	reg.n++;
-	return true;
-}
-
-/* The live context of a handle, with a reference; NULL if there is none. */
-static struct ap_ctx *ctx_get(io_context_t handle)
-{
-	struct ap_ctx **p, *ctx = NULL;
-
-	if (!handle)
-		return NULL;
-	pthread_rwlock_rdlock(&reg.lock);
-	if ((p = reg_slot(handle)) != NULL) {
-		ctx = *p;
-		ap_add(&ctx->refs, 1);
-	}
-	pthread_rwlock_unlock(&reg.lock);
-	return ctx;
-}
-
-/* Drops a reference; ctx may be freed as soon as this returns. */
-static void ctx_put(struct ap_ctx *ctx)
-{
-	if (__atomic_sub_fetch(&ctx->refs, 1, __ATOMIC_ACQ_REL) == CTX_DEAD)
-		ap_chan_wake(&destroy_chan);
-}
-
-bool ap_ctx_dead(struct ap_ctx *ctx)
-{
-	return (__atomic_load_n(&ctx->refs, __ATOMIC_SEQ_CST) & CTX_DEAD) != 0;
-}
-
-/* Wakes everyone waiting on ctx for an event (or for its death). */
-static void ctx_wake(struct ap_ctx *ctx)
-{
-	ap_chan_wake(&ctx->chan);   /* a full barrier: then look at npw */
-	if (__atomic_load_n(&ctx->npw, __ATOMIC_SEQ_CST)) {
-		ap_lock(&ctx->lock);
-		for (struct ap_dnode *n = ctx->pw.head; n; n = n->next)
-			ap_wake_signal(&AP_DLIST_ENTRY(n, struct pwaiter, link)->pipe);
-		ap_unlock(&ctx->lock);
-	}
-}
-
-/* The ring's head as the program left it.  Every caller of ring_used
- * reads it before `pushed`: a head read after the count can be past the
- * tail the count gives (an event pushed and reaped between the two reads),
- * which would make the ring look full. */
-static uint32_t ring_head(struct ap_ctx *ctx)
-{
-	uint32_t head = ap_load(&ctx->ring->head);
-
-	return head >= ctx->nr ? head % ctx->nr : head;
-}
-
-/* Events in the ring not yet reaped, given its head (ring_head) and then
- * the count of events pushed. */
-static uint32_t ring_used(const struct ap_ctx *ctx, uint32_t head,
-		uint64_t pushed)
-{
-	uint32_t tail = (uint32_t)(pushed % ctx->nr);
-
-	return tail >= head ? tail - head : tail + ctx->nr - head;
-}
-
-/* Requests accepted and not yet reaped: in flight plus events in the ring,
- * both from one read of `pushed', so an event moving from one to the other
- * is counted once.  pushed is read first: a count read later is never
- * below it. */
-static uint64_t ctx_outstanding(struct ap_ctx *ctx)
-{
-	uint32_t head = ring_head(ctx);
-	uint64_t p = ap_load(&ctx->pushed);
-
-	return ap_load(&ctx->reserved) - p + ring_used(ctx, head, p);
-}
-
-/* Takes a slot for one more request: false when the ring has no room.
- * Room is nevents - (in flight + unreaped), both computed from one read of
- * `pushed`, so an event moving from one to the other is counted once. */
-static bool ctx_reserve(struct ap_ctx *ctx)
-{
-	for (;;) {
-		uint64_t s = ap_load(&ctx->reserved);
-		uint32_t head = ring_head(ctx);
-		uint64_t p = ap_load(&ctx->pushed);
-
-		if ((int64_t)(s - p) < 0)
-			continue;   /* s is stale: others came and went since */
-		if (s - p + ring_used(ctx, head, p) >= ctx->nevents) {
-			if (ap_load(&ctx->reserved) != s || ring_head(ctx) != head)
-				continue;   /* stale: cancellations or reaps may have
-				               freed room */
-			return false;
-		}
-		if (__atomic_compare_exchange_n(&ctx->reserved, &s, s + 1, false,
-		                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-			return true;
-	}
-}
-
-/* A reserved request ends without an event (refused, or cancelled). */
-static void ctx_unreserve(struct ap_ctx *ctx)
-{
-	__atomic_sub_fetch(&ctx->reserved, 1, __ATOMIC_RELEASE);
-}
-
-/* Copies up to nr events out of the ring, oldest first. */
-static long ring_reap(struct ap_ctx *ctx, struct io_event *ev, long nr)
-{
-	struct aio_ring *ring = ctx->ring;
-	uint32_t head, tail;
-	long n = 0;
-
-	if (nr <= 0)
-		return 0;
-	head = ap_load_relaxed(&ring->head);
-	if (head < ctx->nr && head == ap_load(&ctx->pushed) % ctx->nr)
-		return 0;   /* empty: no lock needed to say so */
-	ap_lock(&ctx->ring_lock);
-	tail = (uint32_t)(ctx->pushed % ctx->nr);
-	head = ap_load_relaxed(&ring->head);
-	if (head >= ctx->nr)
-		head %= ctx->nr;
-	while (head != tail && n < nr) {
-		ev[n++] = ring->io_events[head];
-		head = head + 1 == ctx->nr ? 0 : head + 1;
-	}
-	ap_store(&ring->head, head);
-	ap_unlock(&ctx->ring_lock);
-	return n;
-}
-
 /* ---- the engine's view of a libaio request -------------------------------- */
 
 static void aio_finish(struct ap_req *r);
@@ -414,7 +171,7 @@ static void aio_finish(struct ap_req *r)
 	uint64_t p;
 
 	if (r->quiet) {   /* no event, and aio_notify signals no eventfd */
-		ctx_unreserve(ctx);
+		ap_ctx_unreserve(ctx);
 		return;
 	}
 	ap_lock(&ctx->ring_lock);
@@ -445,10 +202,10 @@ static void aio_notify(struct ap_req *r)
 		ap_close(la(r)->resfd);
 	}
 	ap_poll_drop_fd(la(r));
-	ctx_wake(ctx);
+	ap_ctx_wake(ctx);
 	free(la(r)->iov);
 	ap_req_free(r);
-	ctx_put(ctx);       /* last: ctx may go away now */
+	ap_ctx_put(ctx);       /* last: ctx may go away now */
 }
 
 /* In a fork child: the parent's contexts are not the child's. */
@@ -461,39 +218,22 @@ static void aio_orphan(struct ap_req *r)
 
 static void aio_atfork_prepare(void)
 {
-	pthread_rwlock_wrlock(&reg.lock);
+	ap_reg_lock();
 	ap_poller_lock();
 }
 
 static void aio_atfork_parent(void)
 {
 	ap_poller_unlock();
-	pthread_rwlock_unlock(&reg.lock);
+	ap_reg_unlock();
 }
 
-/* The child has none of the parent's contexts, as with the kernel: they
- * are forgotten (their memory is left as it is: the child's copy costs
- * nothing until written, and no new context can reuse their addresses),
- * so their handles give -EINVAL.  The poller thread is the parent's. */
+/* The child has none of the parent's contexts, as with the kernel (see
+ * ap_reg_atfork_child), and the poller thread is the parent's. */
 static void aio_atfork_child(void)
 {
-	pthread_rwlockattr_t ra;
-
-	for (size_t i = 0; reg.tab && i < ((size_t)1 << reg.bits); i++)
-		for (struct ap_ctx *c = reg.tab[i]; c; c = c->hnext)
-			ap_wake_close(&c->spare);   /* descriptors do not stay */
-	free(reg.tab);   /* the table only: the contexts stay, forgotten */
-	reg.tab = NULL;
-	reg.bits = 0;
-	reg.n = 0;
-	pthread_rwlockattr_init(&ra);
-#ifdef PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP
-	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-#endif
-	pthread_rwlock_init(&reg.lock, &ra);
-	pthread_rwlockattr_destroy(&ra);
+	ap_reg_atfork_child();
 	ap_poller_atfork_child();
-	destroy_chan = (struct ap_chan){ 0, 0 };
 }
 
 static void read_aio_max_nr(void);
@@ -564,14 +304,10 @@ static int la_setup(int maxevents, io_context_t *ctxp)
 		.incompat_features = 0,
 		.header_length = sizeof *ring,
 	};
-	pthread_rwlock_wrlock(&reg.lock);
-	ring->id = reg.next_id++;
-	if (!reg_insert(ctx)) {
-		pthread_rwlock_unlock(&reg.lock);
+	if (!ap_ctx_register(ctx)) {
 		free(mem);
 		return -ENOMEM;
 	}
-	pthread_rwlock_unlock(&reg.lock);
 	*ctxp = (io_context_t)ring;
 	return 0;
 }
@@ -583,30 +319,15 @@ static bool match_ctx(const struct ap_req *r, void *ctx)
 
 static int la_destroy(io_context_t handle)
 {
-	struct ap_ctx **p, *ctx = NULL;
+	struct ap_ctx *ctx;
 
-	if (!handle)
-		return -EINVAL;
-	pthread_rwlock_wrlock(&reg.lock);
-	if ((p = reg_slot(handle)) != NULL) {
-		ctx = *p;
-		*p = ctx->hnext;
-		reg.n--;
-		__atomic_or_fetch(&ctx->refs, CTX_DEAD, __ATOMIC_SEQ_CST);
-	}
-	pthread_rwlock_unlock(&reg.lock);
-	if (!ctx)
+	if (!(ctx = ap_ctx_unregister(handle)))
 		return -EINVAL;   /* never was, or destroyed already */
 
-	ctx_wake(ctx);                       /* waiters: -EINVAL */
+	ap_ctx_wake(ctx);                       /* waiters: -EINVAL */
 	ap_poll_cancel(ctx, NULL, NULL);        /* waiting POLLs */
 	ap_cancel(-1, match_ctx, ctx, true);       /* queued requests */
-	for (;;) {                           /* running ones, and callers */
-		uint32_t seen = ap_chan_seq(&destroy_chan);
-		if (ap_load(&ctx->refs) == CTX_DEAD)
-			break;
-		ap_chan_wait(&destroy_chan, seen, NULL);
-	}
+	ap_ctx_wait_unused(ctx);             /* running ones, and callers */
 	ap_store_relaxed(&ctx->ring->magic, 0u);
 	ap_wake_close(&ctx->spare);
 	pthread_mutex_destroy(&ctx->ring_lock);
@@ -816,7 +537,7 @@ static void req_from_iocb(struct la_req *l, struct ap_ctx *ctx,
 	l->resfd_dev = resfd_id.dev;
 	l->resfd_ino = resfd_id.ino;
 	/* A queue depth: more than this request accepted and not yet reaped. */
-	r->deep = ctx_outstanding(ctx) > 1;
+	r->deep = ap_ctx_outstanding(ctx) > 1;
 }
 
 /* Queues one iocb of the io_submit call `call': 0 or an errno value (then
@@ -835,7 +556,7 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb,
 		return EFAULT;
 	if (iocb->u.c.__pad3 != 0 || (ssize_t)iocb->u.c.nbytes < 0)
 		return EINVAL;
-	if (!ctx_reserve(ctx))
+	if (!ap_ctx_reserve(ctx))
 		return EAGAIN;
 
 	err = EBADF;
@@ -872,7 +593,7 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb,
 	if (err) {
 		free(iov);
 		ap_req_free(r);
-		ctx_put(ctx);
+		ap_ctx_put(ctx);
 		goto fail;
 	}
 	return 0;
@@ -880,7 +601,7 @@ static int submit_one(struct ap_ctx *ctx, struct iocb *iocb,
 fail:
 	if (resfd >= 0)
 		ap_close(resfd);
-	ctx_unreserve(ctx);
+	ap_ctx_unreserve(ctx);
 	return err;
 }
 
@@ -893,7 +614,7 @@ static int la_submit(io_context_t handle, long nr, struct iocb *ios[])
 
 	if (nr < 0)
 		return -EINVAL;
-	if (!(ctx = ctx_get(handle)))
+	if (!(ctx = ap_ctx_get(handle)))
 		return -EINVAL;
 	if (nr > 0 && bad_ptr(ios, sizeof *ios))
 		err = EFAULT;
@@ -906,7 +627,7 @@ static int la_submit(io_context_t handle, long nr, struct iocb *ios[])
 		if (err)
 			break;
 	}
-	ctx_put(ctx);
+	ap_ctx_put(ctx);
 	return i ? (int)i : -err;
 }
 
@@ -967,7 +688,7 @@ static bool enough(struct ap_ctx *ctx, long got, long min_nr, long nr,
 
 /* io_pgetevents with a signal mask sleeps in ppoll, which swaps the mask
  * atomically with the sleep, as the kernel does: on the read end of a wake
- * pipe of its own (me->pipe), to which ctx_wake writes.  A context keeps
+ * pipe of its own (me->pipe), to which ap_ctx_wake writes.  A context keeps
  * the pipe of its last masked waiter for the next one (ctx->spare), so the
  * call needs no descriptor after the first.  Without one free, it sleeps
  * in ppoll on no descriptor for PGET_TICK_NS at a time and looks at the
@@ -1004,7 +725,7 @@ static void pwaiter_close(struct ap_ctx *ctx, struct pwaiter *me)
 /* One sleep of a masked waiter: ppoll on its pipe (or a tick), the mask
  * swapped in.  EINTR; ETIMEDOUT if the wait's time was over before it;
  * else 0.  A pipe found broken (the program closed an end) is dropped,
- * under ctx->lock as ctx_wake reads it: ticks from then. */
+ * under ctx->lock as ap_ctx_wake reads it: ticks from then. */
 static int pwaiter_sleep(struct ap_ctx *ctx, struct pwaiter *me,
 		const struct waitspec *w, const sigset_t *mask)
 {
@@ -1064,7 +785,7 @@ static long reap_wait(struct ap_ctx *ctx, long min_nr, long nr,
 		uint64_t pushed = ap_load(&ctx->pushed);   /* see enough() */
 		int err;
 
-		got += ring_reap(ctx, events + got, nr - got);
+		got += ap_ring_reap(ctx, events + got, nr - got);
 		if (enough(ctx, got, min_nr, nr, w, pushed))
 			return got;
 		if (ap_ctx_dead(ctx))
@@ -1075,7 +796,7 @@ static long reap_wait(struct ap_ctx *ctx, long min_nr, long nr,
 		if (err == EINTR)
 			return got ? got : -EINTR;
 		if (err == ETIMEDOUT && !w->forever)
-			return got + ring_reap(ctx, events + got, nr - got);
+			return got + ap_ring_reap(ctx, events + got, nr - got);
 	}
 }
 
@@ -1098,14 +819,14 @@ static long getevents_masked(struct ap_ctx *ctx, long min_nr, long nr,
 }
 
 /* The checks every waiting call makes first, in the kernel's order: a
- * readable timeout, then a live context, taken into *ctx (ctx_put it).
+ * readable timeout, then a live context, taken into *ctx (ap_ctx_put it).
  * 0 or -errno. */
 static int wait_begin(io_context_t handle, const struct timespec *timeout,
 		struct ap_ctx **ctx)
 {
 	if (timeout && bad_ptr(timeout, sizeof *timeout))
 		return -EFAULT;
-	if (!(*ctx = ctx_get(handle)))
+	if (!(*ctx = ap_ctx_get(handle)))
 		return -EINVAL;
 	return 0;
 }
@@ -1139,7 +860,7 @@ static int getevents(io_context_t handle, long min_nr, long nr,
 	got = mask ? getevents_masked(ctx, min_nr, nr, events, &w, mask)
 	           : reap_wait(ctx, min_nr, nr, events, &w, NULL, NULL);
 out:
-	ctx_put(ctx);
+	ap_ctx_put(ctx);
 	return (int)got;
 }
 
@@ -1168,13 +889,13 @@ static int la_queue_wait(io_context_t handle, struct timespec *timeout)
 		return ret;
 	waitspec_init(&w, timeout);
 	for (;;) {
-		uint32_t seen = ap_chan_seq(&ctx->chan), head = ring_head(ctx);
+		uint32_t seen = ap_chan_seq(&ctx->chan), head = ap_ring_head(ctx);
 		uint64_t pushed = ap_load(&ctx->pushed);
 		int err;
 
 		/* One view: an event pushed between two reads of the count
 		 * would be neither in the ring nor in flight. */
-		if (ring_used(ctx, head, pushed) ||
+		if (ap_ring_used(ctx, head, pushed) ||
 		    ap_load(&ctx->reserved) == pushed)
 			break;
 		if (ap_ctx_dead(ctx)) {
@@ -1191,7 +912,7 @@ static int la_queue_wait(io_context_t handle, struct timespec *timeout)
 		if (err == ETIMEDOUT && !w.forever)
 			break;
 	}
-	ctx_put(ctx);
+	ap_ctx_put(ctx);
 	return ret;
 }
 
@@ -1229,7 +950,7 @@ static int la_cancel(io_context_t handle, struct iocb *iocb,
 		return -EFAULT;
 	if (iocb->key != 0)
 		return -EINVAL;
-	if (!(m.ctx = ctx_get(handle)))
+	if (!(m.ctx = ap_ctx_get(handle)))
 		return -EINVAL;
 	if (bad_ptr(result, sizeof *result)) {
 		ret = -EFAULT;
@@ -1252,7 +973,7 @@ static int la_cancel(io_context_t handle, struct iocb *iocb,
 	};
 	ret = 0;
 out:
-	ctx_put(m.ctx);
+	ap_ctx_put(m.ctx);
 	return ret;
 }
 
@@ -1300,10 +1021,10 @@ static int la_cancel_0_1(io_context_t ctx, struct iocb *iocb)
 
 bool ap_aio_ours(unsigned long id)
 {
-	struct ap_ctx *ctx = ctx_get((io_context_t)id);
+	struct ap_ctx *ctx = ap_ctx_get((io_context_t)id);
 
 	if (ctx)
-		ctx_put(ctx);
+		ap_ctx_put(ctx);
 	return ctx != NULL;
 }
 
